@@ -1,0 +1,7 @@
+/**
+ * Contrastive losses: float64 plain-TypeScript references (NT-Xent, ETH
+ * WeightedNTXent, SDCLR pairing helpers).
+ *
+ * @module
+ */
+export * from "./reference.ts";
