@@ -5,3 +5,4 @@
  * @module
  */
 export * from "./reference.ts";
+export * from "./graph.ts";

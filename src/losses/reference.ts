@@ -93,6 +93,23 @@ export function weightedNtXentReference(
   dim: number,
   opts: WeightedNtXentOptions,
 ): LossWithGrad {
+  const logWeights = weightedNegativeLogWeights(z, rows, dim, opts);
+  return contrastiveLoss(z, rows, dim, opts.temperature, (i, j, _sim, out) => {
+    for (let k = 0; k < rows; k++) if (k !== i && k !== j) out[k] = logWeights[i * rows + k];
+  });
+}
+
+/**
+ * The constant factors of {@link weightedNtXentReference} in log form: a
+ * row-major (rows, rows) matrix whose entry (i, k), k a negative of anchor i,
+ * is log(ρ_i α_ik); entries (i, i) and (i, partner) are 0 and unused.
+ */
+export function weightedNegativeLogWeights(
+  z: Float64Array,
+  rows: number,
+  dim: number,
+  opts: WeightedNtXentOptions,
+): Float64Array {
   const where = "weightedNtXentReference";
   checkMatrix(where, z, rows, dim);
   checkWeightedOptions(where, opts);
@@ -100,8 +117,10 @@ export function weightedNtXentReference(
   const invSigma2 = 1 / (sigma * sigma);
   const logOutFactor = Math.log(OUT_OF_BOUNDS_FACTOR);
   const logNegativeCount = Math.log(rows - 2 + WEIGHT_EPS);
-
-  return contrastiveLoss(z, rows, dim, opts.temperature, (i, j, sim, logWeights) => {
+  const sim = gram(normalizeRows(z, rows, dim).unit, rows, dim);
+  const out = new Float64Array(rows * rows);
+  for (let i = 0; i < rows; i++) {
+    const j = i ^ 1;
     let weightSum = 0;
     for (let k = 0; k < rows; k++) {
       if (k === i || k === j) continue;
@@ -109,13 +128,49 @@ export function weightedNtXentReference(
       const d = s - mean;
       let logAlpha = -d * d * invSigma2;
       if (s < lowerBound || s > upperBound) logAlpha += logOutFactor;
-      logWeights[k] = logAlpha;
+      out[i * rows + k] = logAlpha;
       weightSum += Math.exp(logAlpha); // may underflow to 0: ε dominates then
     }
     if (normalization === "negatives_constant_total_weight") {
       const logRho = logNegativeCount - Math.log(weightSum + WEIGHT_EPS);
-      for (let k = 0; k < rows; k++) if (k !== i && k !== j) logWeights[k] += logRho;
+      for (let k = 0; k < rows; k++) if (k !== i && k !== j) out[i * rows + k] += logRho;
     }
+  }
+  return out;
+}
+
+/**
+ * NT-Xent with given constant per-negative factors w_ik = exp(logWeights[i·rows + k]):
+ * mean over anchors of −log(e^{s_ij/τ} / (e^{s_ij/τ} + Σ_{k≠i,j} w_ik e^{s_ik/τ})).
+ * The weights get no gradient. With all log-weights 0 this is {@link ntXentReference};
+ * with {@link weightedNegativeLogWeights} it is {@link weightedNtXentReference}.
+ */
+export function ntXentWithLogWeights(
+  z: Float64Array,
+  rows: number,
+  dim: number,
+  temperature: number,
+  logWeights: Float64Array,
+): LossWithGrad {
+  const where = "ntXentWithLogWeights";
+  checkMatrix(where, z, rows, dim);
+  checkPositive(where, "temperature", temperature);
+  if (logWeights.length !== rows * rows) {
+    throw new Error(
+      `${where}: logWeights has ${logWeights.length} values, expected rows*rows = ${rows * rows}`,
+    );
+  }
+  for (let n = 0; n < logWeights.length; n++) {
+    if (Number.isNaN(logWeights[n]) || logWeights[n] === Infinity) {
+      throw new Error(
+        `${where}: logWeights[${n}] is ${
+          logWeights[n]
+        }, expected a number < Infinity (-Infinity means weight 0)`,
+      );
+    }
+  }
+  return contrastiveLoss(z, rows, dim, temperature, (i, j, _sim, out) => {
+    for (let k = 0; k < rows; k++) if (k !== i && k !== j) out[k] = logWeights[i * rows + k];
   });
 }
 

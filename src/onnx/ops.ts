@@ -37,6 +37,8 @@ export const pow = (a: Tensor, b: Tensor | number, name?: string) => g(a).op("Po
 export const max = (a: Tensor, b: Tensor | number) => g(a).op("Max", [a, operand(a, b)]);
 /** Elementwise minimum. */
 export const min = (a: Tensor, b: Tensor | number) => g(a).op("Min", [a, operand(a, b)]);
+/** Elementwise sum of several tensors (broadcasting). */
+export const sum = (xs: Tensor[]) => g(xs[0]).op("Sum", xs);
 /** a < b. */
 export const less = (a: Tensor, b: Tensor | number) => g(a).op("Less", [a, operand(a, b)]);
 /** a > b. */
@@ -64,10 +66,16 @@ export const sqrt = (x: Tensor) => g(x).op("Sqrt", [x]);
 export const abs = (x: Tensor) => g(x).op("Abs", [x]);
 /** max(x, 0). */
 export const relu = (x: Tensor, name?: string) => g(x).op("Relu", [x], {}, name);
+/** x where x > 0, alpha·x elsewhere. */
+export const leakyRelu = (x: Tensor, alpha = 0.01) => g(x).op("LeakyRelu", [x], { alpha });
 /** Logistic sigmoid. */
 export const sigmoid = (x: Tensor) => g(x).op("Sigmoid", [x]);
 /** tanh x. */
 export const tanh = (x: Tensor) => g(x).op("Tanh", [x]);
+/** sin x. */
+export const sin = (x: Tensor) => g(x).op("Sin", [x]);
+/** cos x. */
+export const cos = (x: Tensor) => g(x).op("Cos", [x]);
 /** Identity (a copy, or a renaming point). */
 export const identity = (x: Tensor, name?: string) => g(x).op("Identity", [x], {}, name);
 /** 1/x. */
@@ -168,6 +176,11 @@ function poolAttrs(opts: PoolOptions): Record<string, number | number[]> {
 
 /** Max pooling. */
 export const maxPool = (x: Tensor, opts: PoolOptions, name?: string) => g(x).op("MaxPool", [x], poolAttrs(opts), name);
+/** Max pooling that also returns the flat input index (over N·C·H·W) of each maximum. */
+export function maxPoolWithIndices(x: Tensor, opts: PoolOptions): [Tensor, Tensor] {
+  const [y, indices] = g(x).node("MaxPool", [x], poolAttrs(opts), { outputs: 2 });
+  return [y, indices];
+}
 
 /** Average pooling (padding excluded from the count unless asked). */
 export function averagePool(x: Tensor, opts: PoolOptions): Tensor {
@@ -202,6 +215,12 @@ export const reduceLogSumExp = (x: Tensor, axes?: number[], keepdims = true) =>
 /** Σ x² over axes. */
 export const reduceSumSquare = (x: Tensor, axes?: number[], keepdims = true) =>
   g(x).op("ReduceSumSquare", [x], reduceAttrs(axes, keepdims));
+/** Min over axes. */
+export const reduceMin = (x: Tensor, axes?: number[], keepdims = true) =>
+  g(x).op("ReduceMin", [x], reduceAttrs(axes, keepdims));
+/** √(Σ x²) over axes. */
+export const reduceL2 = (x: Tensor, axes?: number[], keepdims = true) =>
+  g(x).op("ReduceL2", [x], reduceAttrs(axes, keepdims));
 
 /** Softmax along an axis. */
 export const softmax = (x: Tensor, axis = -1) => g(x).op("Softmax", [x], { axis });
@@ -228,6 +247,21 @@ export function slice(x: Tensor, starts: number[], ends: number[], axes?: number
 }
 /** Gathers along an axis. */
 export const gather = (x: Tensor, indices: Tensor, axis = 0) => g(x).op("Gather", [x, indices], { axis });
+/** Picks `x` entries at `indices` along an axis (indices shaped like the output). */
+export const gatherElements = (x: Tensor, indices: Tensor, axis = 0) =>
+  g(x).op("GatherElements", [x, indices], { axis });
+/** Writes (or with `reduction` "add", adds) `updates` into a copy of `x` at `indices` along an axis. */
+export function scatterElements(
+  x: Tensor,
+  indices: Tensor,
+  updates: Tensor,
+  axis = 0,
+  reduction: "none" | "add" = "none",
+): Tensor {
+  const attrs: Record<string, number | string> = { axis };
+  if (reduction !== "none") attrs.reduction = reduction;
+  return g(x).op("ScatterElements", [x, indices, updates], attrs);
+}
 /** Inserts size-1 axes. */
 export const unsqueeze = (x: Tensor, axes: number[]) => g(x).op("Unsqueeze", [x, ints(g(x), axes)]);
 /** Removes size-1 axes. */
@@ -240,6 +274,8 @@ export function pad(x: Tensor, pads: number[], value = 0): Tensor {
 }
 /** Flattens to 2-D at an axis. */
 export const flatten = (x: Tensor, axis = 1) => g(x).op("Flatten", [x], { axis });
+/** Repeats `x` `repeats[i]` times along each axis i. */
+export const tile = (x: Tensor, repeats: number[]) => g(x).op("Tile", [x, ints(g(x), repeats)]);
 
 /** A constant filled with `value`, shaped like a static shape. */
 export function full(graph: Graph, shape: Shape, value: number, dtype: DType): Tensor {

@@ -251,6 +251,9 @@ function gemm(c: RuleContext): ValueInfo[] {
 
 function reshape(c: RuleContext): ValueInfo[] {
   const x = c.in(0);
+  const source = c.in(1).producer;
+  // Reshaping to Shape(t) gives t's shape, symbolic dims included.
+  if (source?.opType === "Shape") return [{ dtype: x.dtype, shape: [...source.inputs[0]!.shape] }];
   const target = c.constInts(1, "shape");
   const allowZero = c.int("allowzero", 0) === 1;
   const shape: Shape = target.map((d, i) => (d === 0 && !allowZero ? x.shape[i] : d));
@@ -376,9 +379,25 @@ function gatherElements(c: RuleContext): ValueInfo[] {
   return [{ dtype: x.dtype, shape: [...idx.shape] }];
 }
 
+function scatterElements(c: RuleContext): ValueInfo[] {
+  const x = c.in(0);
+  const idx = c.in(1);
+  const updates = c.in(2);
+  if (idx.dtype !== "int64" && idx.dtype !== "int32") c.fail(`indices must be int64 or int32`);
+  if (idx.rank !== x.rank) c.fail(`indices rank ${idx.rank} differs from data rank ${x.rank}`);
+  if (updates.dtype !== x.dtype) c.fail(`updates dtype ${updates.dtype} differs from data dtype ${x.dtype}`);
+  if (updates.rank !== idx.rank || updates.shape.some((d, i) => !same(d, idx.shape[i]))) {
+    c.fail(`updates shape ${fmt(updates.shape)} differs from indices shape ${fmt(idx.shape)}`);
+  }
+  c.axis(c.int("axis", 0), x.rank);
+  return [{ dtype: x.dtype, shape: [...x.shape] }];
+}
+
 function expand(c: RuleContext): ValueInfo[] {
   const x = c.in(0);
-  const target = c.constInts(1, "shape");
+  const source = c.in(1).producer;
+  // A shape taken from a tensor by a Shape node keeps its symbolic dims.
+  const target: Shape = source?.opType === "Shape" ? [...source.inputs[0]!.shape] : c.constInts(1, "shape");
   return [{ dtype: x.dtype, shape: broadcastShapes([x.shape, target], (m) => c.fail(m)) }];
 }
 
@@ -542,7 +561,8 @@ const RULES: Record<string, (c: RuleContext) => ValueInfo[]> = {
   Gemm: gemm,
   Conv: conv,
   ConvTranspose: convTranspose,
-  MaxPool: (c) => pool(c),
+  // Output 1 (Indices): flat positions of the maxima in the input, int64.
+  MaxPool: (c) => pool(c).flatMap((y) => [y, { dtype: "int64" as DType, shape: [...y.shape] }]),
   AveragePool: (c) => pool(c),
   GlobalAveragePool: globalPool,
   GlobalMaxPool: globalPool,
@@ -563,6 +583,7 @@ const RULES: Record<string, (c: RuleContext) => ValueInfo[]> = {
   Slice: sliceRule,
   Gather: gather,
   GatherElements: gatherElements,
+  ScatterElements: scatterElements,
   Unsqueeze: unsqueeze,
   Squeeze: squeeze,
   Expand: expand,

@@ -35,16 +35,34 @@ function outputKept(node: Node): Tensor {
   return keepDims(node, node.outputs[0]);
 }
 
-function reducedCount(node: Node): number {
+/** Number of entries reduced into each output value: a number, or a tensor when a reduced dim is symbolic. */
+function reducedCount(node: Node): number | Tensor {
   const x = node.inputs[0]!;
-  return reducedAxes(node).reduce((n, a) => {
+  let known = 1;
+  let shape: Tensor | undefined;
+  let count: Tensor | undefined;
+  for (const a of reducedAxes(node)) {
     const d = x.shape[a];
-    if (typeof d !== "number") throw new Error(`${node.opType} (node ${node.name}): cannot average over symbolic dim ${d}`);
-    return n * d;
-  }, 1);
+    if (typeof d === "number") {
+      known *= d;
+      continue;
+    }
+    shape ??= x.graph.op("Shape", [x]);
+    const size = ops.cast(ops.gather(shape, x.graph.constant(a, "int64", []), 0), x.dtype);
+    count = count ? ops.mul(count, size) : size;
+  }
+  return count ? (known === 1 ? count : ops.mul(count, known)) : known;
 }
 
-/** Rules for ReduceSum, ReduceMean, ReduceMax, ReduceLogSumExp, ReduceSumSquare. */
+/** ReduceMax and ReduceMin: ties share the gradient equally, as in tinygrad and JAX. */
+function extremumGrad(node: Node, dy: Tensor): Tensor {
+  const x = node.inputs[0]!;
+  const isExtremum = ops.cast(ops.equal(x, outputKept(node)), x.dtype);
+  const count = ops.reduceSum(isExtremum, reducedAxes(node), true);
+  return ops.mul(ops.div(isExtremum, count), keepDims(node, dy));
+}
+
+/** Rules for ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceL2, ReduceLogSumExp, ReduceSumSquare. */
 export const REDUCE_RULES: Record<string, GradRule> = {
   ReduceSum: (node, [dy]) => [expandLike(keepDims(node, dy!), node.inputs[0]!)],
   ReduceMean: (node, [dy]) => [expandLike(ops.div(keepDims(node, dy!), reducedCount(node)), node.inputs[0]!)],
@@ -57,11 +75,7 @@ export const REDUCE_RULES: Record<string, GradRule> = {
     const softmax = ops.exp(ops.sub(x, outputKept(node)));
     return [ops.mul(softmax, keepDims(node, dy!))];
   },
-  ReduceMax: (node, [dy]) => {
-    // Ties share the gradient equally, as in tinygrad and JAX.
-    const x = node.inputs[0]!;
-    const isMax = ops.cast(ops.equal(x, outputKept(node)), x.dtype);
-    const count = ops.reduceSum(isMax, reducedAxes(node), true);
-    return [ops.mul(ops.div(isMax, count), keepDims(node, dy!))];
-  },
+  ReduceMax: (node, [dy]) => [extremumGrad(node, dy!)],
+  ReduceMin: (node, [dy]) => [extremumGrad(node, dy!)],
+  ReduceL2: (node, [dy]) => [ops.mul(ops.div(node.inputs[0]!, outputKept(node)), keepDims(node, dy!))],
 };

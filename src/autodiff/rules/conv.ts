@@ -1,0 +1,393 @@
+/**
+ * Gradient rules of Conv. The input gradient and the weight gradient are
+ * built from ops that ORT runs fast on CPU (Conv, ConvTranspose, Gemm,
+ * MatMul); several equivalent formulations exist and the fastest one for a
+ * given shape is picked at build time (see bench/conv_grad.ts for timings).
+ */
+import type { GradRule } from "../gradients.ts";
+import type { AttrValue, Tensor } from "../../onnx/graph.ts";
+import * as ops from "../../onnx/ops.ts";
+
+/** Static geometry of a 2-D convolution (the batch size may be symbolic). */
+export interface Conv2dGeometry {
+  inChannels: number;
+  outChannels: number;
+  group: number;
+  /** Input [H, W]. */
+  inSize: [number, number];
+  /** Output [OH, OW]. */
+  outSize: [number, number];
+  /** Kernel [kh, kw]. */
+  kernel: [number, number];
+  strides: [number, number];
+  dilations: [number, number];
+  /** [top, left, bottom, right]. */
+  pads: [number, number, number, number];
+}
+
+/** Ways to compute the input gradient. */
+export type InputGradStrategy = "convTranspose" | "flippedConv" | "pointwise";
+
+/** Ways to compute the weight gradient. */
+export type WeightGradStrategy =
+  | "im2colGemm"
+  | "im2colNhwcGemm"
+  | "tapGemm"
+  | "batchedMatMul"
+  | "swappedConv"
+  | "groupedMatMul"
+  | "eyeConvMatMul";
+
+function staticDim(t: Tensor, axis: number, what: string): number {
+  const d = t.shape[axis];
+  if (typeof d !== "number") throw new Error(`Conv gradient: ${what} of ${t.name} must be static, got ${d}`);
+  return d;
+}
+
+/**
+ * The geometry of a 2-D convolution of `x` [N, C, H, W] with `w` [K, C/group, kh, kw]
+ * under the Conv attributes `attrs` (strides, pads, dilations, group).
+ */
+export function conv2dGeometry(x: Tensor, w: Tensor, attrs: Record<string, AttrValue>): Conv2dGeometry {
+  const ints = (name: string, fallback: number[]) => (attrs[name] as number[] | undefined) ?? fallback;
+  const strides = ints("strides", [1, 1]);
+  const dilations = ints("dilations", [1, 1]);
+  const pads = ints("pads", [0, 0, 0, 0]);
+  const inSize: [number, number] = [staticDim(x, 2, "height"), staticDim(x, 3, "width")];
+  const kernel: [number, number] = [staticDim(w, 2, "kernel height"), staticDim(w, 3, "kernel width")];
+  const outSize = [0, 1].map((a) =>
+    Math.floor((inSize[a] + pads[a] + pads[a + 2] - dilations[a] * (kernel[a] - 1) - 1) / strides[a]) + 1
+  );
+  return {
+    inChannels: staticDim(x, 1, "channels"),
+    outChannels: staticDim(w, 0, "output channels"),
+    group: (attrs.group as number | undefined) ?? 1,
+    inSize,
+    outSize: [outSize[0], outSize[1]],
+    kernel,
+    strides: [strides[0], strides[1]],
+    dilations: [dilations[0], dilations[1]],
+    pads: [pads[0], pads[1], pads[2], pads[3]],
+  };
+}
+
+function span(geo: Conv2dGeometry, axis: 0 | 1): number {
+  return geo.dilations[axis] * (geo.kernel[axis] - 1) + 1;
+}
+
+function taps(geo: Conv2dGeometry): number {
+  return geo.kernel[0] * geo.kernel[1];
+}
+
+/**
+ * Pads the spatial axes (`hAxis`, `hAxis + 1`) of `x` as far as the kernel
+ * windows reach; crops the input's unused tail instead when they fall short.
+ */
+function padForWindows(x: Tensor, hAxis: number, geo: Conv2dGeometry): Tensor {
+  const begin = [geo.pads[0], geo.pads[1]];
+  const end = [0, 1].map((a) =>
+    geo.dilations[a] * (geo.kernel[a] - 1) + (geo.outSize[a] - 1) * geo.strides[a] + 1 - geo.inSize[a] -
+    geo.pads[a]
+  );
+  let out = x;
+  if (end.some((e) => e < 0)) {
+    const ends = end.map((e, a) => geo.inSize[a] + Math.min(e, 0));
+    out = ops.slice(out, [0, 0], ends, [hAxis, hAxis + 1]);
+  }
+  if (begin.some((p) => p > 0) || end.some((e) => e > 0)) {
+    const padList = new Array(2 * out.rank).fill(0);
+    padList[hAxis] = begin[0];
+    padList[hAxis + 1] = begin[1];
+    padList[out.rank + hAxis] = Math.max(end[0], 0);
+    padList[out.rank + hAxis + 1] = Math.max(end[1], 0);
+    out = ops.pad(out, padList);
+  }
+  return out;
+}
+
+/** The kh·kw strided windows of a padded input, in kernel order, each [.., OH, OW, ..]. */
+function windowSlices(xp: Tensor, hAxis: number, geo: Conv2dGeometry): Tensor[] {
+  const [kh, kw] = geo.kernel;
+  const [dh, dw] = geo.dilations;
+  const [sh, sw] = geo.strides;
+  const [oh, ow] = geo.outSize;
+  const out: Tensor[] = [];
+  for (let i = 0; i < kh; i++) {
+    for (let j = 0; j < kw; j++) {
+      const starts = [i * dh, j * dw];
+      const ends = [i * dh + (oh - 1) * sh + 1, j * dw + (ow - 1) * sw + 1];
+      const full = starts[0] === 0 && starts[1] === 0 && sh === 1 && sw === 1 &&
+        xp.shape[hAxis] === ends[0] && xp.shape[hAxis + 1] === ends[1];
+      if (full) out.push(xp);
+      else if (sh === 1 && sw === 1) out.push(ops.slice(xp, starts, ends, [hAxis, hAxis + 1]));
+      else out.push(ops.slice(xp, starts, ends, [hAxis, hAxis + 1], [sh, sw]));
+    }
+  }
+  return out;
+}
+
+function stack(parts: Tensor[], axis: number): Tensor {
+  const lifted = parts.map((p) => ops.unsqueeze(p, [axis]));
+  return lifted.length === 1 ? lifted[0] : ops.concat(lifted, axis);
+}
+
+/** dy [N, K, OH, OW] → [N, K, OH·sh, OW·sw] with zeros between (and after) the values. */
+function zeroInsert(dy: Tensor, sh: number, sw: number): Tensor {
+  if (sh === 1 && sw === 1) return dy;
+  const [, k, oh, ow] = dy.shape as number[];
+  const lifted = ops.unsqueeze(dy, [3, 5]);
+  const padded = ops.pad(lifted, [0, 0, 0, 0, 0, 0, 0, 0, 0, sh - 1, 0, sw - 1]);
+  return ops.reshape(padded, [0, k, oh * sh, ow * sw]);
+}
+
+/** w [K, C/g, kh, kw] → [C, K/g, kh, kw]: the weight of the transposed convolution. */
+function transposeGroups(w: Tensor, geo: Conv2dGeometry): Tensor {
+  const g = geo.group;
+  if (g === 1) return ops.transpose(w, [1, 0, 2, 3]);
+  const [kh, kw] = geo.kernel;
+  const perGroupIn = geo.inChannels / g;
+  const perGroupOut = geo.outChannels / g;
+  const grouped = ops.reshape(w, [g, perGroupOut, perGroupIn, kh, kw]);
+  return ops.reshape(ops.transpose(grouped, [0, 2, 1, 3, 4]), [geo.inChannels, perGroupOut, kh, kw]);
+}
+
+function flipSpatial(w: Tensor): Tensor {
+  const [kh, kw] = [w.shape[2] as number, w.shape[3] as number];
+  if (kh === 1 && kw === 1) return w;
+  return ops.slice(w, [-1, -1], [-(kh + 1), -(kw + 1)], [2, 3], [-1, -1]);
+}
+
+/** Crops (negative pads) or pads (positive) the spatial axes of an [N, C, H, W] tensor. */
+function padOrCrop(t: Tensor, pads: number[]): Tensor {
+  let out = t;
+  if (pads.some((p) => p < 0)) {
+    const h = out.shape[2] as number;
+    const w = out.shape[3] as number;
+    out = ops.slice(
+      out,
+      [Math.max(-pads[0], 0), Math.max(-pads[1], 0)],
+      [h - Math.max(-pads[2], 0), w - Math.max(-pads[3], 0)],
+      [2, 3],
+    );
+  }
+  if (pads.some((p) => p > 0)) {
+    const p = pads.map((v) => Math.max(v, 0));
+    out = ops.pad(out, [0, 0, p[0], p[1], 0, 0, p[2], p[3]]);
+  }
+  return out;
+}
+
+/**
+ * Input gradient dL/dx [N, C, H, W] of `y = conv(x, w)` from `dy` [N, K, OH, OW].
+ * - `convTranspose`: ConvTranspose(dy, w) with the forward attributes.
+ * - `flippedConv`: a Conv of dy (zero-inserted when strided) with the
+ *   group-transposed, spatially flipped weight.
+ * - `pointwise` (1×1 kernels, no padding): a 1×1 Conv at the output
+ *   resolution, then zero-inserted to the input resolution.
+ */
+export function convInputGrad(dy: Tensor, w: Tensor, geo: Conv2dGeometry, strategy: InputGradStrategy): Tensor {
+  const [sh, sw] = geo.strides;
+  const [oh, ow] = geo.outSize;
+  const [h, wd] = geo.inSize;
+  const group = geo.group;
+  switch (strategy) {
+    case "convTranspose": {
+      const outputPadding = [0, 1].map((a) =>
+        geo.inSize[a] - ((geo.outSize[a] - 1) * geo.strides[a] + span(geo, a as 0 | 1) - geo.pads[a] - geo.pads[a + 2])
+      );
+      return ops.convTranspose(dy, w, {
+        strides: geo.strides,
+        pads: geo.pads,
+        dilations: geo.dilations,
+        group,
+        ...(outputPadding.some((p) => p !== 0) ? { outputPadding } : {}),
+      });
+    }
+    case "flippedConv": {
+      const wf = flipSpatial(transposeGroups(w, geo));
+      const up = zeroInsert(dy, sh, sw);
+      const begin = [span(geo, 0) - 1 - geo.pads[0], span(geo, 1) - 1 - geo.pads[1]];
+      const end = [h - oh * sh + geo.pads[0], wd - ow * sw + geo.pads[1]];
+      const negative = [...begin, ...end].some((p) => p < 0);
+      const source = negative
+        ? padOrCrop(up, [Math.min(begin[0], 0), Math.min(begin[1], 0), Math.min(end[0], 0), Math.min(end[1], 0)])
+        : up;
+      const pads = [...begin, ...end].map((p) => Math.max(p, 0));
+      return ops.conv(source, wf, null, { dilations: geo.dilations, pads, group });
+    }
+    case "pointwise": {
+      if (geo.kernel[0] !== 1 || geo.kernel[1] !== 1 || geo.pads.some((p) => p !== 0)) {
+        throw new Error(`convInputGrad: strategy pointwise needs a 1x1 kernel without pads`);
+      }
+      const small = ops.conv(dy, transposeGroups(w, geo), null, { group });
+      const up = zeroInsert(small, sh, sw);
+      return padOrCrop(up, [0, 0, h - oh * sh, wd - ow * sw]);
+    }
+  }
+}
+
+/**
+ * Weight gradient dL/dw [K, C/g, kh, kw] of `y = conv(x, w)`.
+ * - `im2colGemm`: windows of the channel-first input stacked to
+ *   [C·kh·kw, N·OH·OW], one Gemm with dy as [K, N·OH·OW] (group 1).
+ * - `im2colNhwcGemm`: the same in channel-last layout (group 1).
+ * - `tapGemm`: one Gemm per kernel tap, no stacked copy (group 1).
+ * - `batchedMatMul`: per-image windows [N, C·kh·kw, OH·OW] times dyᵀ, summed over N (group 1).
+ * - `swappedConv`: a Conv with batch and channels swapped, dy as the kernel (group 1).
+ * - `groupedMatMul`: windows as [g, C/g·kh·kw, N·OH·OW] times dy as [g, N·OH·OW, K/g] (any group).
+ */
+export function convWeightGrad(
+  x: Tensor,
+  dy: Tensor,
+  geo: Conv2dGeometry,
+  strategy: WeightGradStrategy,
+  batchBlocks = 1,
+): Tensor {
+  if (batchBlocks > 1) {
+    const n = staticDim(x, 0, "batch size");
+    const size = Math.ceil(n / batchBlocks);
+    const parts: Tensor[] = [];
+    for (let start = 0; start < n; start += size) {
+      const end = Math.min(n, start + size);
+      const xs = ops.slice(x, [start], [end], [0]);
+      const dys = ops.slice(dy, [start], [end], [0]);
+      parts.push(convWeightGrad(xs, dys, geo, strategy));
+    }
+    return parts.length === 1 ? parts[0] : x.graph.op("Sum", parts);
+  }
+  const c = geo.inChannels;
+  const k = geo.outChannels;
+  const g = geo.group;
+  const [kh, kw] = geo.kernel;
+  const [oh, ow] = geo.outSize;
+  const t = taps(geo);
+  if (g !== 1 && strategy !== "groupedMatMul") {
+    throw new Error(`convWeightGrad: strategy ${strategy} needs group 1, got group ${g}`);
+  }
+  switch (strategy) {
+    case "im2colGemm": {
+      const xp = padForWindows(ops.transpose(x, [1, 0, 2, 3]), 2, geo);
+      const cols = ops.reshape(stack(windowSlices(xp, 2, geo), 1), [c * t, -1]);
+      const dyT = ops.reshape(ops.transpose(dy, [1, 0, 2, 3]), [k, -1]);
+      return ops.reshape(ops.gemm(dyT, cols, null, { transB: true }), [k, c, kh, kw]);
+    }
+    case "im2colNhwcGemm": {
+      const xp = padForWindows(ops.transpose(x, [0, 2, 3, 1]), 1, geo);
+      const windows = windowSlices(xp, 1, geo);
+      const cols = ops.reshape(windows.length === 1 ? windows[0] : ops.concat(windows, 3), [-1, t * c]);
+      const dyN = ops.reshape(ops.transpose(dy, [0, 2, 3, 1]), [-1, k]);
+      const dw = ops.gemm(dyN, cols, null, { transA: true });
+      return ops.transpose(ops.reshape(dw, [k, kh, kw, c]), [0, 3, 1, 2]);
+    }
+    case "tapGemm": {
+      const xp = padForWindows(ops.transpose(x, [1, 0, 2, 3]), 2, geo);
+      const dyT = ops.reshape(ops.transpose(dy, [1, 0, 2, 3]), [k, -1]);
+      const perTap = windowSlices(xp, 2, geo).map((win) =>
+        ops.gemm(dyT, ops.reshape(win, [c, -1]), null, { transB: true })
+      );
+      return ops.reshape(stack(perTap, 2), [k, c, kh, kw]);
+    }
+    case "batchedMatMul": {
+      const xp = padForWindows(x, 2, geo);
+      const cols = ops.reshape(stack(windowSlices(xp, 2, geo), 2), [0, c * t, oh * ow]);
+      const dyT = ops.transpose(ops.reshape(dy, [0, k, oh * ow]), [0, 2, 1]);
+      const perImage = ops.matmul(cols, dyT);
+      return ops.reshape(ops.transpose(ops.reduceSum(perImage, [0], false), [1, 0]), [k, c, kh, kw]);
+    }
+    case "swappedConv": {
+      const xT = ops.transpose(x, [1, 0, 2, 3]);
+      const dyT = ops.transpose(dy, [1, 0, 2, 3]);
+      const end = [0, 1].map((a) =>
+        span(geo, a as 0 | 1) + (geo.outSize[a] - 1) * geo.strides[a] - geo.inSize[a] - geo.pads[a]
+      );
+      const source = end.some((e) => e < 0) ? padOrCrop(xT, [0, 0, Math.min(end[0], 0), Math.min(end[1], 0)]) : xT;
+      const dwT = ops.conv(source, dyT, null, {
+        strides: geo.dilations,
+        dilations: geo.strides,
+        pads: [geo.pads[0], geo.pads[1], Math.max(end[0], 0), Math.max(end[1], 0)],
+      });
+      return ops.transpose(dwT, [1, 0, 2, 3]);
+    }
+    case "groupedMatMul": {
+      const perIn = c / g;
+      const perOut = k / g;
+      const xp = padForWindows(ops.transpose(x, [1, 0, 2, 3]), 2, geo);
+      const cols = ops.reshape(stack(windowSlices(xp, 2, geo), 1), [g, perIn * t, -1]);
+      const dyG = ops.reshape(dy, [0, g, perOut, oh, ow]);
+      const dyT = ops.reshape(ops.transpose(dyG, [1, 0, 3, 4, 2]), [g, -1, perOut]);
+      const dw = ops.transpose(ops.matmul(cols, dyT), [0, 2, 1]);
+      return ops.reshape(dw, [k, perIn, kh, kw]);
+    }
+    case "eyeConvMatMul": {
+      const cols = ops.reshape(eyeConvWindows(x, geo), [-1, c * t, oh * ow]);
+      const dyT = ops.transpose(ops.reshape(dy, [0, k, oh * ow]), [0, 2, 1]);
+      const summed = ops.reduceSum(ops.matmul(cols, dyT), [0], false);
+      return ops.reshape(ops.transpose(summed, [1, 0]), [k, c, kh, kw]);
+    }
+  }
+}
+
+/**
+ * The kernel windows of every channel as a Conv with a one-hot kernel:
+ * x [N, C, H, W] → [N·C, kh·kw, OH, OW], ORT's Conv doing the padding and striding.
+ */
+function eyeConvWindows(x: Tensor, geo: Conv2dGeometry): Tensor {
+  const [kh, kw] = geo.kernel;
+  const t = kh * kw;
+  const eye = new Array(t * t).fill(0);
+  for (let i = 0; i < t; i++) eye[i * t + i] = 1;
+  const kernel = x.graph.constant(eye, x.dtype, [t, 1, kh, kw]);
+  const [h, w] = geo.inSize;
+  return ops.conv(ops.reshape(x, [-1, 1, h, w]), kernel, null, {
+    strides: geo.strides,
+    pads: geo.pads,
+    dilations: geo.dilations,
+  });
+}
+
+/** The input-gradient strategy used for a geometry (fastest on ORT CPU in bench/conv_grad.ts). */
+export function chooseInputGradStrategy(geo: Conv2dGeometry): InputGradStrategy {
+  if (geo.kernel[0] === 1 && geo.kernel[1] === 1 && geo.pads.every((p) => p === 0)) return "pointwise";
+  return "flippedConv";
+}
+
+/** The weight-gradient strategy used for a geometry (fastest on ORT CPU in bench/conv_grad.ts). */
+export function chooseWeightGradStrategy(geo: Conv2dGeometry): WeightGradStrategy {
+  if (geo.group !== 1) return "groupedMatMul";
+  return "im2colGemm";
+}
+
+function convGrad(x: Tensor, w: Tensor, hasBias: boolean, dy: Tensor, attrs: Record<string, AttrValue>) {
+  const geo = conv2dGeometry(x, w, attrs);
+  const dx = convInputGrad(dy, w, geo, chooseInputGradStrategy(geo));
+  const dw = convWeightGrad(x, dy, geo, chooseWeightGradStrategy(geo));
+  const db = hasBias ? ops.reduceSum(dy, [0, 2, 3], false) : undefined;
+  return [dx, dw, db];
+}
+
+/** Attributes of a 1-D Conv rewritten for the same Conv over [N, C, 1, L]. */
+function attrs2dOf1d(attrs: Record<string, AttrValue>): Record<string, AttrValue> {
+  const ints = (name: string, fallback: number[]) => (attrs[name] as number[] | undefined) ?? fallback;
+  const pads = ints("pads", [0, 0]);
+  return {
+    ...attrs,
+    strides: [1, ints("strides", [1])[0]],
+    dilations: [1, ints("dilations", [1])[0]],
+    pads: [0, pads[0], 0, pads[1]],
+  };
+}
+
+/** Rules for Conv (1-D and 2-D; any strides, pads, dilations, groups; optional bias). */
+export const CONV_RULES: Record<string, GradRule> = {
+  Conv: (node, [dy]) => {
+    const [x, w, b] = node.inputs;
+    const spatial = w!.rank - 2;
+    if (spatial === 2) return convGrad(x!, w!, !!b, dy!, node.attrs);
+    if (spatial === 1) {
+      const lift = (t: Tensor) => ops.unsqueeze(t, [2]);
+      const grads = convGrad(lift(x!), lift(w!), !!b, lift(dy!), attrs2dOf1d(node.attrs));
+      return grads.map((d) => (d && d.rank === 4 ? ops.squeeze(d, [2]) : d));
+    }
+    throw new Error(`Conv gradient (node ${node.name}): ${spatial}-D convolution is not implemented (1-D and 2-D are)`);
+  },
+};

@@ -1,0 +1,61 @@
+/**
+ * The CLI's subcommands: each names its options and a run function.
+ */
+import { NotImplementedError, UsageError } from "./errors.ts";
+import { quickstartCommand } from "./quickstart.ts";
+import { exportGraphsCommand } from "./export_graphs.ts";
+import { dataCommand } from "./data.ts";
+
+/** One option of a command. */
+export interface CommandOption {
+  type: "string" | "boolean";
+  description: string;
+  default?: string | boolean;
+  multiple?: boolean;
+  short?: string;
+}
+
+/** Parsed arguments handed to a command. */
+export interface CommandArgs {
+  positionals: string[];
+  values: Record<string, unknown>;
+}
+
+/** A subcommand of `mod.ts`. */
+export interface Command {
+  name: string;
+  summary: string;
+  usage?: string;
+  options?: Record<string, CommandOption>;
+  run(args: CommandArgs): Promise<number | void>;
+}
+
+function notYet(name: string, summary: string, issue: number): Command {
+  return {
+    name,
+    summary: `${summary} [not implemented yet: issue ${issue}]`,
+    run: () => {
+      throw new NotImplementedError(`the \`${name}\` command`, issue);
+    },
+  };
+}
+
+/** Reads a string option, throwing a usage error naming it when it is not a number. */
+export function numberOption(args: CommandArgs, name: string): number | undefined {
+  const raw = args.values[name];
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  if (!Number.isFinite(value)) throw new UsageError(`--${name}: expected a number, got "${raw}"`);
+  return value;
+}
+
+/** Every subcommand, in help order. */
+export const COMMANDS: Command[] = [
+  notYet("run", "run an experiment from a YAML config (ours or the ETH format)", 8),
+  quickstartCommand,
+  exportGraphsCommand,
+  notYet("plan", "validate a config and print its per-epoch μ and learning-rate schedule", 5),
+  dataCommand,
+  notYet("bench", "time the training step, optionally against PyTorch", 6),
+  notYet("analyse", "summarise experiment logs (mean ± std over seeds/splits)", 8),
+];

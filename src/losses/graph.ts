@@ -1,0 +1,142 @@
+/**
+ * Contrastive losses as ONNX subgraphs, in log-sum-exp form (SPEC §A):
+ * NT-Xent and the weighted NT-Xent of the ETH method, for interleaved views
+ * (rows 2k, 2k+1 a positive pair) or two branches stacked (SDCLR: row i and
+ * row i + N are a pair).
+ */
+import type { Tensor } from "../onnx/graph.ts";
+import * as ops from "../onnx/ops.ts";
+
+/** How the 2N rows pair up into positives. */
+export type Pairing = "interleaved" | "halves";
+
+/** Options shared by both losses. */
+export interface NtXentGraphOptions {
+  temperature: number;
+  pairing?: Pairing;
+}
+
+/** Options of the weighted loss; μ is a graph input (a scalar tensor). */
+export interface WeightedNtXentGraphOptions extends NtXentGraphOptions {
+  sigma: number;
+  lowerBound: number;
+  upperBound: number;
+  normalization: "negatives_constant_total_weight" | "None";
+}
+
+/** Loss value and the per-anchor losses it averages. */
+export interface LossOutputs {
+  loss: Tensor;
+  perAnchor: Tensor;
+}
+
+const EXCLUDED = -1e30;
+const EPSILON = 1e-10;
+const OUT_OF_BOUNDS_FACTOR = 1e-3;
+
+/** Index of the positive partner of row `i` among `rows` rows. */
+export function partnerOf(i: number, rows: number, pairing: Pairing): number {
+  if (pairing === "interleaved") return i ^ 1;
+  const n = rows / 2;
+  return i < n ? i + n : i - n;
+}
+
+function rowCount(z: Tensor): number {
+  const rows = z.shape[0];
+  if (z.rank !== 2 || typeof rows !== "number" || rows % 2 !== 0 || rows < 4) {
+    throw new Error(`contrastive loss: embeddings must be [2N, d] with static even 2N >= 4, got ${z.shapeText}`);
+  }
+  return rows;
+}
+
+function masks(z: Tensor, pairing: Pairing) {
+  const rows = rowCount(z);
+  const self = new Array<number>(rows * rows).fill(0);
+  const positive = new Array<number>(rows * rows).fill(0);
+  for (let i = 0; i < rows; i++) {
+    self[i * rows + i] = 1;
+    positive[i * rows + partnerOf(i, rows, pairing)] = 1;
+  }
+  const g = z.graph;
+  const shape = [rows, rows];
+  return {
+    rows,
+    isSelf: g.constant(self, "bool", shape),
+    isPositive: g.constant(positive, "bool", shape),
+    positiveWeight: g.constant(positive, z.dtype, shape),
+  };
+}
+
+/** Cosine similarities s = n nᵀ with n = z / (‖z‖ + 1e-10). */
+export function cosineSimilarities(z: Tensor): Tensor {
+  const norm = ops.sqrt(ops.reduceSumSquare(z, [1], true));
+  const unit = ops.div(z, ops.add(norm, EPSILON));
+  return ops.matmul(unit, ops.transpose(unit, [1, 0]));
+}
+
+function finish(logits: Tensor, offsets: Tensor, positiveWeight: Tensor): LossOutputs {
+  // ℓ_i = log Σ_k exp(s_ik/τ + c_ik) − s_ij/τ, with c = −∞ on the diagonal.
+  const lse = ops.reduceLogSumExp(ops.add(logits, offsets), [1], false);
+  const positive = ops.reduceSum(ops.mul(logits, positiveWeight), [1], false);
+  const perAnchor = ops.sub(lse, positive);
+  return { loss: ops.reduceMean(perAnchor, [0], false), perAnchor };
+}
+
+function validate(options: NtXentGraphOptions): void {
+  if (!(options.temperature > 0)) throw new Error(`loss.temperature: must be > 0, got ${options.temperature}`);
+}
+
+/** NT-Xent (SimCLR) over 2N embeddings. */
+export function ntXentGraph(z: Tensor, options: NtXentGraphOptions): LossOutputs {
+  validate(options);
+  return z.graph.scope("nt_xent", () => {
+    const { isSelf, positiveWeight } = masks(z, options.pairing ?? "interleaved");
+    const logits = ops.div(cosineSimilarities(z), options.temperature);
+    const zero = ops.scalarLike(z, 0);
+    const offsets = ops.where(isSelf, ops.scalarLike(z, EXCLUDED), zero);
+    return finish(logits, offsets, positiveWeight);
+  });
+}
+
+/**
+ * Weighted NT-Xent: negatives weighted by α = exp(−(s − μ)²/σ²), ×1e-3 outside
+ * (b_l, b_u), normalized by ρ_i; weights and ρ are constants for the gradient.
+ * Computed as log-weights added to the logits, so nothing overflows.
+ */
+export function weightedNtXentGraph(z: Tensor, mu: Tensor, options: WeightedNtXentGraphOptions): LossOutputs {
+  validate(options);
+  if (!(options.sigma > 0)) throw new Error(`loss.sigma: must be > 0, got ${options.sigma}`);
+  if (!(options.lowerBound < options.upperBound)) {
+    throw new Error(`loss bounds: lower ${options.lowerBound} must be < upper ${options.upperBound}`);
+  }
+  if (options.normalization !== "negatives_constant_total_weight" && options.normalization !== "None") {
+    throw new Error(
+      `loss.weight_normalization: expected negatives_constant_total_weight or None, got ${options.normalization}`,
+    );
+  }
+  return z.graph.scope("weighted_nt_xent", () => {
+    const { rows, isSelf, isPositive, positiveWeight } = masks(z, options.pairing ?? "interleaved");
+    const similarity = cosineSimilarities(z);
+    const logits = ops.div(similarity, options.temperature);
+    const fixed = z.graph.stopGradient(similarity);
+    const excluded = ops.scalarLike(z, EXCLUDED);
+
+    const distance = ops.sub(fixed, mu.dtype === z.dtype ? mu : ops.cast(mu, z.dtype));
+    const gaussian = ops.neg(ops.div(ops.mul(distance, distance), options.sigma * options.sigma));
+    const outside = ops.or(ops.less(fixed, options.lowerBound), ops.greater(fixed, options.upperBound));
+    const penalty = ops.where(outside, ops.scalarLike(z, Math.log(OUT_OF_BOUNDS_FACTOR)), ops.scalarLike(z, 0));
+    const isNegative = ops.not(ops.or(isSelf, isPositive));
+    const logAlpha = ops.where(isNegative, ops.add(gaussian, penalty), excluded);
+
+    let logWeights = logAlpha;
+    if (options.normalization === "negatives_constant_total_weight") {
+      // log ρ_i = log(2N − 2 + ε) − log(Σ_k α_ik + ε), the sum taken in log space.
+      const logEps = z.graph.constant(new Array(rows).fill(Math.log(EPSILON)), z.dtype, [rows, 1]);
+      const logTotal = ops.reduceLogSumExp(ops.concat([logAlpha, logEps], 1), [1], true);
+      const logRho = ops.sub(ops.scalarLike(z, Math.log(rows - 2 + EPSILON)), logTotal);
+      logWeights = ops.add(logAlpha, logRho);
+    }
+    const offsets = ops.where(isPositive, ops.scalarLike(z, 0), ops.where(isNegative, logWeights, excluded));
+    return finish(logits, offsets, positiveWeight);
+  });
+}

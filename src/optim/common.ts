@@ -1,0 +1,115 @@
+/**
+ * Shared pieces of the graph optimizers: operand checks, scalar inputs and
+ * config value checks with messages that name the key.
+ */
+import { formatShape, type Tensor } from "../onnx/graph.ts";
+import * as ops from "../onnx/ops.ts";
+import { type DType, isFloat } from "../onnx/dtype.ts";
+import type { ParamMeta } from "./types.ts";
+
+/** Throws unless grad and every state tensor match the parameter's dtype and shape. */
+export function checkOperands(
+  kind: string,
+  param: Tensor,
+  grad: Tensor,
+  state: Tensor[],
+  slots: readonly string[],
+  meta: ParamMeta,
+): void {
+  const where = `${kind} update of ${meta.name}`;
+  if (!isFloat(param.dtype)) {
+    throw new Error(
+      `${where}: parameter ${param.name} has dtype ${param.dtype}, expected a float type`,
+    );
+  }
+  if (state.length !== slots.length) {
+    throw new Error(
+      `${where}: ${state.length} state tensors given, expected ${slots.length} (${
+        slots.join(", ") || "none"
+      })`,
+    );
+  }
+  const operands: [string, Tensor][] = [
+    ["gradient", grad],
+    ...slots.map((s, k): [string, Tensor] => [`state ${s}`, state[k]]),
+  ];
+  for (const [role, t] of operands) {
+    if (t.dtype !== param.dtype || formatShape(t.shape) !== formatShape(param.shape)) {
+      throw new Error(
+        `${where}: ${role} ${t.name} is ${t.dtype} ${t.shapeText}, expected ${param.dtype} ${param.shapeText} like the parameter`,
+      );
+    }
+  }
+}
+
+/** The scalar input `name`, cast to `dtype` when it differs. */
+export function scalarInput(
+  kind: string,
+  scalars: Record<string, Tensor>,
+  name: string,
+  dtype: DType,
+): Tensor {
+  const t = scalars[name];
+  if (!t) {
+    throw new Error(
+      `${kind} update: missing scalar input "${name}" (given: ${
+        Object.keys(scalars).join(", ") || "none"
+      })`,
+    );
+  }
+  if (t.rank !== 0) {
+    throw new Error(`${kind} update: scalar input "${name}" has shape ${t.shapeText}, expected []`);
+  }
+  return t.dtype === dtype ? t : ops.cast(t, dtype);
+}
+
+/** Checks that `config[key]` is a finite number in [min, max) (or [min, ∞)); returns it. */
+export function checkNumber(
+  where: string,
+  key: string,
+  value: unknown,
+  min: number,
+  maxExclusive = Infinity,
+): number {
+  if (
+    typeof value !== "number" || !Number.isFinite(value) || value < min || value >= maxExclusive
+  ) {
+    const range = maxExclusive === Infinity ? `>= ${min}` : `in [${min}, ${maxExclusive})`;
+    throw new Error(
+      `${where}.${key}: expected a finite number ${range}, got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}
+
+/** Checks an optional boolean; returns it or the default. */
+export function checkBoolean(
+  where: string,
+  key: string,
+  value: unknown,
+  fallback: boolean,
+): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== "boolean") {
+    throw new Error(`${where}.${key}: expected true or false, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** Checks a pair of betas, each in [0, 1). */
+export function checkBetas(where: string, value: unknown): [number, number] {
+  if (!Array.isArray(value) || value.length !== 2) {
+    throw new Error(
+      `${where}.betas: expected two numbers [beta1, beta2], got ${JSON.stringify(value)}`,
+    );
+  }
+  return [
+    checkNumber(where, "betas[0]", value[0], 0, 1),
+    checkNumber(where, "betas[1]", value[1], 0, 1),
+  ];
+}
+
+/** ‖x‖₂ over all elements, as a scalar. */
+export function l2Norm(x: Tensor): Tensor {
+  return ops.sqrt(ops.reduceSumSquare(x, undefined, false));
+}

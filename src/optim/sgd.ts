@@ -1,0 +1,54 @@
+/** SGD with momentum, weight decay and Nesterov, as torch.optim.SGD. */
+import type { Tensor } from "../onnx/graph.ts";
+import * as ops from "../onnx/ops.ts";
+import { checkBoolean, checkNumber, checkOperands, scalarInput } from "./common.ts";
+import type { GraphOptimizer, ParamMeta, SgdConfig } from "./types.ts";
+
+/**
+ * SGD as torch.optim.SGD with dampening 0, per parameter p with gradient g:
+ *
+ *     g   ← g + wd·p                          (when wd > 0, every parameter)
+ *     buf ← momentum·buf + g                  (when momentum > 0; buf starts at 0)
+ *     d   ← nesterov ? g + momentum·buf : buf (d = g when momentum is 0)
+ *     p   ← p − lr·d
+ *
+ * torch sets buf = g at the first step, which equals momentum·0 + g.
+ * State: ["momentum"] when momentum > 0, else none. Scalar inputs: ["lr"].
+ */
+export function createSgd(config: SgdConfig, where = "optimizer"): GraphOptimizer {
+  const momentum = checkNumber(where, "momentum", config.momentum, 0, 1);
+  const weightDecay = checkNumber(where, "weightDecay", config.weightDecay, 0);
+  const dampening = config.dampening ?? 0;
+  if (dampening !== 0) {
+    throw new Error(
+      `${where}.dampening: only 0 is supported (torch's default), got ${JSON.stringify(dampening)}`,
+    );
+  }
+  const nesterov = checkBoolean(where, "nesterov", config.nesterov, false);
+  if (nesterov && momentum === 0) {
+    throw new Error(`${where}.nesterov: Nesterov momentum needs momentum > 0, got momentum 0`);
+  }
+  const stateSlots = momentum > 0 ? ["momentum"] : [];
+  return {
+    kind: "sgd",
+    stateSlots,
+    scalarInputs: ["lr"],
+    update(
+      param: Tensor,
+      grad: Tensor,
+      state: Tensor[],
+      scalars: Record<string, Tensor>,
+      meta: ParamMeta,
+    ) {
+      checkOperands("sgd", param, grad, state, stateSlots, meta);
+      const lr = scalarInput("sgd", scalars, "lr", param.dtype);
+      return param.graph.scope(`sgd/${meta.name}`, () => {
+        const g = weightDecay > 0 ? ops.add(grad, ops.mul(param, weightDecay)) : grad;
+        if (momentum === 0) return { param: ops.sub(param, ops.mul(g, lr)), state: [] };
+        const buf = ops.add(ops.mul(state[0], momentum), g, "momentum");
+        const direction = nesterov ? ops.add(g, ops.mul(buf, momentum)) : buf;
+        return { param: ops.sub(param, ops.mul(direction, lr), "param"), state: [buf] };
+      });
+    },
+  };
+}

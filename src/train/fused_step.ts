@@ -1,0 +1,112 @@
+/**
+ * The fused training step: one graph computing loss, gradients and the
+ * optimizer update, with parameters, buffers and optimizer state as inputs
+ * and their new values as outputs; per-step scalars (lr, step, μ) are inputs.
+ */
+import { gradients } from "../autodiff/mod.ts";
+import type { DType } from "../onnx/dtype.ts";
+import type { Graph, Shape, Tensor } from "../onnx/graph.ts";
+import type { GraphOptimizer, ParamMeta } from "../optim/mod.ts";
+
+/** A trainable parameter of a model graph. */
+export interface TrainableParam {
+  tensor: Tensor;
+  meta: ParamMeta;
+}
+
+/** A buffer (BN running statistic) whose new value the graph computes. */
+export interface BufferUpdate {
+  input: Tensor;
+  updated: Tensor;
+}
+
+/** What {@link buildFusedStep} needs: a graph holding the forward pass and loss. */
+export interface FusedStepSpec {
+  graph: Graph;
+  loss: Tensor;
+  params: TrainableParam[];
+  buffers: BufferUpdate[];
+  optimizer: GraphOptimizer;
+  /** Extra values to fetch each step (e.g. accuracy, per-sample losses). */
+  extraOutputs?: Record<string, Tensor>;
+  /** Also output the raw gradients as `<param>_grad` (training-artifact layout). */
+  outputGradients?: boolean;
+}
+
+/** One named value carried between steps by the host. */
+export interface CarriedValue {
+  /** Graph input name. */
+  input: string;
+  /** Graph output holding the next value. */
+  output: string;
+  dtype: DType;
+  shape: Shape;
+  role: "param" | "buffer" | "optimizer_state";
+}
+
+/** Inputs and outputs of a fused step graph, for the host loop and the manifest. */
+export interface FusedStepLayout {
+  carried: CarriedValue[];
+  /** Scalar inputs fed every step (lr, step, ...). */
+  scalars: { name: string; dtype: DType }[];
+  /** Name of the loss output. */
+  loss: string;
+  /** Extra outputs fetched each step. */
+  extras: string[];
+}
+
+/** Name of the new value of a carried input. */
+export function nextName(input: string): string {
+  return `${input}_new`;
+}
+
+/** Name of an optimizer state input: `<param>.<slot>`. */
+export function stateName(param: string, slot: string): string {
+  return `${param}.${slot}`;
+}
+
+/**
+ * Adds gradients and the optimizer update to `spec.graph` and declares the
+ * outputs; returns the layout the host loop feeds and fetches.
+ */
+export function buildFusedStep(spec: FusedStepSpec): FusedStepLayout {
+  const { graph, loss, params, optimizer } = spec;
+  if (loss.rank !== 0) throw new Error(`fused step: loss ${loss.name} must be a scalar, got ${loss.shapeText}`);
+  const dtype = loss.dtype;
+  const grads = gradients(loss, params.map((p) => p.tensor));
+  const scalarTensors: Record<string, Tensor> = {};
+  const scalars = optimizer.scalarInputs.map((name) => {
+    scalarTensors[name] = graph.findInput(name) ?? graph.input(name, dtype, []);
+    return { name, dtype };
+  });
+
+  const carried: CarriedValue[] = [];
+  graph.output(loss, "loss");
+  graph.scope("optimizer", () => {
+    for (const { tensor, meta } of params) {
+      const grad = grads.get(tensor)!;
+      if (spec.outputGradients) graph.output(grad, `${tensor.name}_grad`);
+      const state = optimizer.stateSlots.map((slot) =>
+        graph.input(stateName(tensor.name, slot), tensor.dtype, tensor.shape)
+      );
+      const updated = optimizer.update(tensor, grad, state, scalarTensors, meta);
+      graph.output(updated.param, nextName(tensor.name));
+      carried.push({ input: tensor.name, output: nextName(tensor.name), dtype: tensor.dtype, shape: tensor.shape, role: "param" });
+      updated.state.forEach((s, k) => {
+        const name = stateName(tensor.name, optimizer.stateSlots[k]);
+        graph.output(s, nextName(name));
+        carried.push({ input: name, output: nextName(name), dtype: s.dtype, shape: s.shape, role: "optimizer_state" });
+      });
+    }
+  });
+  for (const { input, updated } of spec.buffers) {
+    graph.output(updated, nextName(input.name));
+    carried.push({ input: input.name, output: nextName(input.name), dtype: input.dtype, shape: input.shape, role: "buffer" });
+  }
+  const extras: string[] = [];
+  for (const [name, t] of Object.entries(spec.extraOutputs ?? {})) {
+    graph.output(t, name);
+    extras.push(name);
+  }
+  return { carried, scalars, loss: "loss", extras };
+}
