@@ -43,15 +43,22 @@ Deno.test("Add gradient reduces broadcasting", () => checkBinary(ops.add));
 Deno.test("Sub gradient reduces broadcasting", () => checkBinary(ops.sub));
 Deno.test("Mul gradient reduces broadcasting", () => checkBinary(ops.mul));
 Deno.test("Div gradient reduces broadcasting", () => checkBinary(ops.div, true));
-Deno.test("Pow gradient with a tensor exponent, both operands", () => checkBinary(ops.pow, false, true));
+Deno.test("Pow gradient with a tensor exponent, both operands", () =>
+  checkBinary(ops.pow, false, true));
 Deno.test("Max gradient (two inputs, broadcasting)", () => checkBinary(ops.max));
 Deno.test("Min gradient (two inputs, broadcasting)", () => checkBinary(ops.min));
 
 Deno.test("Pow gradient with a constant exponent (float and int64), negative bases", async () => {
   const values = [-1.5, -0.3, 0.4, 1.2, 2, -2.2];
   await gradCheck([{ name: "a", shape: [2, 3], values }], ([a]) => ops.pow(a, 3));
-  await gradCheck([{ name: "a", shape: [2, 3], values }], ([a]) => ops.pow(a, a.graph.constant(2, "int64", [])));
-  await gradCheck([{ name: "a", shape: [2, 3], values: positive([2, 3]) }], ([a]) => ops.pow(a, -0.5));
+  await gradCheck(
+    [{ name: "a", shape: [2, 3], values }],
+    ([a]) => ops.pow(a, a.graph.constant(2, "int64", [])),
+  );
+  await gradCheck(
+    [{ name: "a", shape: [2, 3], values: positive([2, 3]) }],
+    ([a]) => ops.pow(a, -0.5),
+  );
 });
 
 Deno.test("Neg, Exp, Log, Sqrt, Identity gradients", async () => {
@@ -123,7 +130,19 @@ Deno.test("Max and Min split the gradient evenly on ties", async () => {
   await session.release();
   // Entry 0: max tie a=b (½ each), min tie a=b=c (⅓ each). Entry 1: max b, min a.
   // Entry 2: max tie a=b, min c. Entry 3: all equal: max ½ to a and b, min ⅓ to each.
-  assertAllClose(r.da.data as Float64Array, [1 / 2 + 1 / 3, 2, 3 / 2, 4 / 2 + 4 / 3], 1e-12, 0, "da");
-  assertAllClose(r.db.data as Float64Array, [1 / 2 + 1 / 3, 2, 3 / 2, 4 / 2 + 4 / 3], 1e-12, 0, "db");
+  assertAllClose(
+    r.da.data as Float64Array,
+    [1 / 2 + 1 / 3, 2, 3 / 2, 4 / 2 + 4 / 3],
+    1e-12,
+    0,
+    "da",
+  );
+  assertAllClose(
+    r.db.data as Float64Array,
+    [1 / 2 + 1 / 3, 2, 3 / 2, 4 / 2 + 4 / 3],
+    1e-12,
+    0,
+    "db",
+  );
   assertAllClose(r.dc.data as Float64Array, [1 / 3, 0, 3, 4 / 3], 1e-12, 0, "dc");
 });

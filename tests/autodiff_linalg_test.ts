@@ -5,7 +5,10 @@ import { gradCheck } from "./gradcheck.ts";
 const count = (shape: number[]) => shape.reduce((n, d) => n * d, 1);
 
 async function checkMatMul(sa: number[], sb: number[]): Promise<void> {
-  const r = await gradCheck([{ name: "a", shape: sa }, { name: "b", shape: sb }], ([a, b]) => ops.matmul(a, b));
+  const r = await gradCheck(
+    [{ name: "a", shape: sa }, { name: "b", shape: sb }],
+    ([a, b]) => ops.matmul(a, b),
+  );
   assert(r.checked === count(sa) + count(sb), `checked ${r.checked} for [${sa}] @ [${sb}]`);
 }
 

@@ -23,7 +23,10 @@ for (const [name, reduce] of Object.entries(REDUCTIONS)) {
   Deno.test(`${name} gradient, keepdims 0 and 1, several axes`, async () => {
     for (const axes of AXES) {
       for (const keepdims of [true, false]) {
-        const r = await gradCheck([{ name: "x", shape: [2, 3, 4] }], ([x]) => reduce(x, axes, keepdims));
+        const r = await gradCheck(
+          [{ name: "x", shape: [2, 3, 4] }],
+          ([x]) => reduce(x, axes, keepdims),
+        );
         assert(r.checked === 24, `${name} axes ${axes} keepdims ${keepdims}: checked ${r.checked}`);
       }
     }

@@ -18,7 +18,11 @@ async function checkIndexed(
   build: (x: Tensor, i: Tensor) => Tensor,
 ): Promise<void> {
   await gradCheck(
-    [{ name: "x", shape }, { name: "i", shape: indexShape, constant: { dtype: "int64", values: indices } }],
+    [{ name: "x", shape }, {
+      name: "i",
+      shape: indexShape,
+      constant: { dtype: "int64", values: indices },
+    }],
     ([x, i]) => build(x, i),
   );
 }
@@ -77,7 +81,12 @@ Deno.test("Gather gradient: axis 0 and 1, repeated and negative indices, any ind
 });
 
 Deno.test("GatherElements gradient (repeated indices add)", async () => {
-  await checkIndexed([3, 4], [2, 4], [0, 1, 2, 0, 0, 0, 2, 2], (x, i) => ops.gatherElements(x, i, 0));
+  await checkIndexed(
+    [3, 4],
+    [2, 4],
+    [0, 1, 2, 0, 0, 0, 2, 2],
+    (x, i) => ops.gatherElements(x, i, 0),
+  );
   await checkIndexed([3, 4], [3, 2], [3, 3, 0, 1, -1, 0], (x, i) => ops.gatherElements(x, i, 1));
 });
 

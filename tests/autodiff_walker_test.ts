@@ -8,7 +8,10 @@ import { Rng } from "../src/util/rng.ts";
 const X = [0.5, -1.25, 2, 3.5, -0.75, 1];
 
 /** Builds `loss(x)`, adds d loss/d params as outputs, runs at x = X; returns the gradients. */
-async function gradsAt(build: (g: Graph, x: Tensor, z: Tensor) => Tensor, params: "x" | "xz" = "xz") {
+async function gradsAt(
+  build: (g: Graph, x: Tensor, z: Tensor) => Tensor,
+  params: "x" | "xz" = "xz",
+) {
   const g = new Graph("walker");
   const x = g.input("x", "float64", [2, 3]);
   const z = g.input("z", "float64", [3]);
@@ -24,19 +27,31 @@ async function gradsAt(build: (g: Graph, x: Tensor, z: Tensor) => Tensor, params
 }
 
 Deno.test("walker: a stopGradient input takes no gradient (x · stopGradient(x) gives x, not 2x)", async () => {
-  const r = await gradsAt((g, x) => ops.reduceSum(ops.mul(x, g.stopGradient(x)), undefined, false), "x");
+  const r = await gradsAt(
+    (g, x) => ops.reduceSum(ops.mul(x, g.stopGradient(x)), undefined, false),
+    "x",
+  );
   assertAllClose(r.dx.data as Float64Array, X, 1e-15);
 });
 
 Deno.test("walker: a tensor used twice gets the summed gradient", async () => {
   // loss = Σ x·x + Σ 3x: x feeds Mul twice and Mul once more; dx = 2x + 3.
-  const r = await gradsAt((_g, x) => ops.add(ops.reduceSum(ops.mul(x, x), undefined, false), ops.reduceSum(ops.mul(x, 3), undefined, false)), "x");
+  const r = await gradsAt(
+    (_g, x) =>
+      ops.add(
+        ops.reduceSum(ops.mul(x, x), undefined, false),
+        ops.reduceSum(ops.mul(x, 3), undefined, false),
+      ),
+    "x",
+  );
   assertAllClose(r.dx.data as Float64Array, X.map((v) => 2 * v + 3), 1e-15);
 });
 
 Deno.test("walker: parameters that do not reach the loss get zeros of their shape", async () => {
   // z reaches the loss only through stopGradient: it must get zeros too.
-  const r = await gradsAt((g, x, z) => ops.reduceSum(ops.mul(x, g.stopGradient(z)), undefined, false));
+  const r = await gradsAt((g, x, z) =>
+    ops.reduceSum(ops.mul(x, g.stopGradient(z)), undefined, false)
+  );
   assertAllClose(r.dx.data as Float64Array, [1, 2, 3, 1, 2, 3], 1e-15);
   assertEquals(r.dz.shape, [3]);
   assertAllClose(r.dz.data as Float64Array, [0, 0, 0], 0);
@@ -49,13 +64,17 @@ Deno.test("walker: an op without a gradient rule gives an error naming the op an
   const g = new Graph("missing");
   const x = g.input("x", "float64", [3]);
   const loss = ops.reduceSum(ops.mul(g.op("Round", [x], {}, "rounding"), x), undefined, false);
-  await assertThrowsMessage(() => gradients(loss, [x]), "no gradient rule for op Round", "rounding");
+  await assertThrowsMessage(
+    () => gradients(loss, [x]),
+    "no gradient rule for op Round",
+    "rounding",
+  );
 });
 
 /**
- * A model with a symbolic batch: Gemm-free MLP with a batched MatMul against a shared
- * weight, bias broadcast, activations, softmax, slicing, gathering, concat, transposes
- * and reductions over the symbolic axis.
+ * A model with a symbolic batch: MatMuls (one batched against a shared weight), bias
+ * broadcast, activations, log-softmax, slicing, gathering, concat, padding, transposes,
+ * and means over the symbolic axis alone and together with static axes.
  */
 function buildBatchModel(g: Graph): { loss: Tensor; params: Tensor[] } {
   const x = g.input("x", "float64", ["batch", 4]);
@@ -69,10 +88,15 @@ function buildBatchModel(g: Graph): { loss: Tensor; params: Tensor[] } {
   const joined = ops.concat([h, ops.max(picked, 0.1)], 1); // [batch, 6]
   const strided = ops.pad(ops.slice(joined, [5], [-100], [1], [-2]), [0, 1, 0, 0]); // [batch, 4]
   const logits = ops.add(ops.reduceSum(pairs, [1], false), ops.mul(h, ops.sigmoid(b))); // [batch, 3]
-  const nll = ops.neg(ops.gatherElements(ops.logSoftmax(logits, 1), ops.unsqueeze(labels, [1]), 1)); // [batch, 1]
-  const spread = ops.reduceMean(ops.transpose(ops.pow(strided, 2), [1, 0]), [1], false); // mean over batch: [4]
-  const flat = ops.reduceMax(ops.reshape(joined, [-1]), [0], false); // over batch·6 entries
-  const loss = ops.add(ops.add(ops.reduceMean(nll, undefined, false), ops.reduceSum(spread, undefined, false)), flat);
+  const logProbs = ops.logSoftmax(logits, 1);
+  const nll = ops.neg(ops.gatherElements(logProbs, ops.unsqueeze(labels, [1]), 1)); // [batch, 1]
+  const spread = ops.reduceMean(ops.transpose(ops.pow(strided, 2), [1, 0]), [1], false); // [4]
+  const loss = ops.sum([
+    ops.reduceMean(nll, undefined, false), // over batch (count from Shape)
+    ops.reduceSum(spread, undefined, false),
+    ops.reduceMean(ops.sin(pairs), undefined, false), // over batch·6 entries
+    ops.reduceMax(ops.reshape(joined, [-1]), [0], false), // over batch·6 entries
+  ]);
   return { loss, params: [x, w, b, w2] };
 }
 

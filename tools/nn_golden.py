@@ -223,9 +223,9 @@ def scaled_error(actual, expected, floor=0.0):
     return float((actual.double() - expected).abs().max()) / scale
 
 
-def run_case(tensors, case, model, prefix, x, gen):
-    """Stores the float64 reference (eval/train outputs, new running stats,
-    gradients of sum(train output * W)); returns the train output and torch's
+def run_case(tensors, case, model, prefix, x, gen, train):
+    """Stores the float64 reference (eval output; with `train` also the train
+    output, new running stats and gradients of sum(train output * W)); returns the train output and torch's
     own float32 error against that reference, the yardstick for ill-conditioned
     cases (deep BN over few values per channel amplifies float32 rounding)."""
     model32 = copy.deepcopy(model).float()
@@ -238,6 +238,8 @@ def run_case(tensors, case, model, prefix, x, gen):
     eval64, train64, grads64, stats64 = ref
     eval32, train32, grads32, stats32 = f32
     tensors[f"{case}:output_eval"] = eval64.float()
+    if not train:
+        return None, {"output_eval": scaled_error(eval32, eval64)}
     tensors[f"{case}:output_train"] = train64.float()
     tensors[f"{case}:grad_weights"] = weights
     for name, g in grads64.items():
@@ -280,35 +282,39 @@ def main():
     gen = torch.Generator().manual_seed(1)
     width = 1 / 16
     imagenet_norm = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
-    cases = {
-        "r18": {
-            "encoder": {"arch": "resnet18", "stem": "cifar", "width": width,
-                        "normalize": {"mean": imagenet_norm[0], "std": imagenet_norm[1]}},
-            "model": ResNet(BasicBlock, [2, 2, 2, 2], width, "cifar", imagenet_norm),
-            "heads": {
-                "r18_sdclr": {"kind": "sdclr", "outDim": 16},
-                "r18_simclr": {"kind": "simclr", "outDim": 16},
-            },
-        },
-        "r50": {
-            "encoder": {"arch": "resnet50", "stem": "imagenet", "width": width},
-            "model": ResNet(Bottleneck, [3, 4, 6, 3], width, "imagenet"),
-            "heads": {"r50_projection": {"kind": "projection", "outDim": 16, "hidden": [24]}},
-        },
-    }
+    r18 = ResNet(BasicBlock, [2, 2, 2, 2], width, "cifar", imagenet_norm)
+    r50 = ResNet(Bottleneck, [3, 4, 6, 3], width, "imagenet")
+    randomize_bn(r18, gen)
+    randomize_bn(r50, gen)
+    r18_config = {"arch": "resnet18", "stem": "cifar", "width": width,
+                  "normalize": {"mean": imagenet_norm[0], "std": imagenet_norm[1]}}
+    r50_config = {"arch": "resnet50", "stem": "imagenet", "width": width}
+    # (case, model, config, input size, train mode too, heads on its train features).
+    # ResNet-50 at 32x32 (ETH's shape) is checked in eval mode only: with batch 4
+    # its last stage's train-mode BN normalises 4 values per channel, where a
+    # float32 rounding of the inputs alone moves the output by ~1e-3 of its
+    # scale; train mode and gradients are checked at 64x64 (16 values).
+    cases = [
+        ("r18", r18, r18_config, 32, True,
+         {"r18_sdclr": {"kind": "sdclr", "outDim": 16}, "r18_simclr": {"kind": "simclr", "outDim": 16}}),
+        ("r50", r50, r50_config, 32, False, {}),
+        ("r50_64", r50, r50_config, 64, True,
+         {"r50_projection": {"kind": "projection", "outDim": 16, "hidden": [24]}}),
+    ]
     tensors = {}
     meta = {}
-    for case, spec in cases.items():
-        model = spec["model"]
-        randomize_bn(model, gen)
-        x = torch.randn(4, 3, 32, 32, generator=gen)
+    params_case = {}
+    for case, model, config, size, train, heads in cases:
+        x = torch.randn(4, 3, size, size, generator=gen)
         tensors[f"{case}:input"] = x
-        for name, t in state(model, "encoder").items():
-            tensors[f"{case}:param:{name}"] = t
-        features, f32 = run_case(tensors, case, model, "encoder", x, gen)
-        meta[case] = {"encoder": spec["encoder"], "batch": 4, "torch_f32_error": f32}
-        dim = features.shape[1]
-        for head_case, head_cfg in spec["heads"].items():
+        if id(model) not in params_case:
+            params_case[id(model)] = case
+            for name, t in state(model, "encoder").items():
+                tensors[f"{case}:param:{name}"] = t
+        features, f32 = run_case(tensors, case, model, "encoder", x, gen, train)
+        meta[case] = {"encoder": config, "params": params_case[id(model)], "train": train, "torch_f32_error": f32}
+        for head_case, head_cfg in heads.items():
+            dim = features.shape[1]
             if head_cfg["kind"] == "projection":
                 head = EthProjection(dim, head_cfg["hidden"], head_cfg["outDim"])
             else:
@@ -317,13 +323,15 @@ def main():
             tensors[f"{head_case}:input"] = features
             for name, t in state(head, "head").items():
                 tensors[f"{head_case}:param:{name}"] = t
-            _, f32 = run_case(tensors, head_case, head, "head", features, gen)
-            meta[head_case] = {"head": head_cfg, "batch": 4, "torch_f32_error": f32}
+            _, f32 = run_case(tensors, head_case, head, "head", features, gen, True)
+            meta[head_case] = {"head": head_cfg, "params": head_case, "train": True, "torch_f32_error": f32}
     save_safetensors(OUT, tensors, {"cases": json.dumps(meta), "grad_floor": str(GRAD_FLOOR), "torch": torch.__version__})
     for case, m in meta.items():
         e = m["torch_f32_error"]
-        print(f"{case}: torch float32 vs float64 scaled error: eval {e['output_eval']:.2e}, "
-              f"train {e['output_train']:.2e}, stats {e['new']:.2e}, grads max {max(e['grad'].values()):.2e}")
+        text = f"{case}: torch float32 vs float64 scaled error: eval {e['output_eval']:.2e}"
+        if m["train"]:
+            text += f", train {e['output_train']:.2e}, stats {e['new']:.2e}, grads max {max(e['grad'].values()):.2e}"
+        print(text)
     total = sum(t.numel() for t in tensors.values())
     print(f"wrote {OUT}: {len(tensors)} tensors, {total} floats, {os.path.getsize(OUT)} bytes")
 

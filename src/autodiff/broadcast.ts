@@ -15,7 +15,7 @@ export function sumToShape(grad: Tensor, shape: Shape): Tensor {
     if (i < extra) axes.push(i);
     else if (shape[i - extra] === 1 && grad.shape[i] !== 1) axes.push(i);
   }
-  const out = axes.length > 0 ? ops.reduceSum(grad, axes, true) : grad;
-  const matches = out.rank === shape.length && out.shape.every((d, i) => d === shape[i]);
-  return matches ? out : ops.reshape(out, shape.map((d) => (typeof d === "number" ? d : -1)));
+  const summed = axes.length > 0 ? ops.reduceSum(grad, axes, true) : grad;
+  // Dropping the leading axes by Squeeze (not Reshape) keeps any number of symbolic dims.
+  return extra > 0 ? ops.squeeze(summed, Array.from({ length: extra }, (_, i) => i)) : summed;
 }

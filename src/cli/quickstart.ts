@@ -13,9 +13,9 @@ export const quickstartCommand: Command = {
   name: "quickstart",
   summary: "train a small CNN on the bundled CIFAR-10 subset (CPU) and print test accuracy",
   options: {
-    epochs: { type: "string", description: "training epochs", default: "20" },
+    epochs: { type: "string", description: "training epochs", default: "15" },
     "batch-size": { type: "string", description: "batch size", default: "64" },
-    lr: { type: "string", description: "SGD learning rate", default: "0.05" },
+    lr: { type: "string", description: "SGD learning rate", default: "0.02" },
     seed: { type: "string", description: "random seed", default: "0" },
     threads: { type: "string", description: "CPU threads (0: all cores)", default: "0" },
     device: { type: "string", description: "cpu or cuda", default: "cpu" },

@@ -51,7 +51,9 @@ export const GrayscaleSchema = z.strictObject({ p: probability });
 
 /** Gaussian blur: odd square kernel, sigma uniform in [sigma[0], sigma[1]], probability p. */
 export const BlurSchema = z.strictObject({
-  kernel_size: z.int().positive().refine((k) => k % 2 === 1, { message: "expected an odd kernel size" }),
+  kernel_size: z.int().positive().refine((k) => k % 2 === 1, {
+    message: "expected an odd kernel size",
+  }),
   sigma: range(positive),
   p: probability,
 });
@@ -65,17 +67,33 @@ export type AugmentationRecipe = (typeof AUGMENTATION_RECIPES)[number];
 export interface AugmentationConfig {
   /** The recipe the parameters started from (informational once resolved). */
   recipe: AugmentationRecipe;
-  crop: z.output<typeof CropSchema> | null;
-  flip: z.output<typeof FlipSchema> | null;
-  color_jitter: z.output<typeof ColorJitterSchema> | null;
-  grayscale: z.output<typeof GrayscaleSchema> | null;
-  blur: z.output<typeof BlurSchema> | null;
+  /** RandomResizedCrop, see {@link CropSchema}. */
+  crop: CropParams | null;
+  /** Horizontal flip. */
+  flip: FlipParams | null;
+  /** Color jitter, see {@link ColorJitterSchema}. */
+  color_jitter: ColorJitterParams | null;
+  /** Grayscale. */
+  grayscale: GrayscaleParams | null;
+  /** Gaussian blur. */
+  blur: BlurParams | null;
 }
+
+/** Crop parameters. */
+export type CropParams = z.output<typeof CropSchema>;
+/** Flip parameters. */
+export type FlipParams = z.output<typeof FlipSchema>;
+/** Color jitter parameters. */
+export type ColorJitterParams = z.output<typeof ColorJitterSchema>;
+/** Grayscale parameters. */
+export type GrayscaleParams = z.output<typeof GrayscaleSchema>;
+/** Blur parameters. */
+export type BlurParams = z.output<typeof BlurSchema>;
 
 /** Transform keys in application order. */
 export const TRANSFORM_ORDER = ["crop", "flip", "color_jitter", "grayscale", "blur"] as const;
-type TransformKey = (typeof TRANSFORM_ORDER)[number];
-type TransformParams = Omit<AugmentationConfig, "recipe">;
+/** Every transform of an augmentation (`null` = off). */
+export type AugmentationTransforms = Omit<AugmentationConfig, "recipe">;
 
 /** The augmentation section as written: a recipe plus partial transform parameters. */
 export const AugmentationInputSchema = z.strictObject({
@@ -93,7 +111,7 @@ export type AugmentationInput = z.output<typeof AugmentationInputSchema>;
  * Parameters used for a transform that the recipe lacks but the config names
  * (torchvision's defaults; crop size = the data's image size).
  */
-function baseParams(imageSize: number): TransformParams {
+function baseParams(imageSize: number): AugmentationTransforms {
   return {
     crop: {
       size: [imageSize, imageSize],
@@ -110,13 +128,22 @@ function baseParams(imageSize: number): TransformParams {
 }
 
 /** The transforms of a recipe for square images of side `imageSize`. */
-export function recipeParams(recipe: AugmentationRecipe, imageSize: number): TransformParams {
+export function recipeParams(
+  recipe: AugmentationRecipe,
+  imageSize: number,
+): AugmentationTransforms {
   const size: [number, number] = [imageSize, imageSize];
   switch (recipe) {
     case "eth":
       // ETH: torchvision RandomResizedCrop(32, (0.08, 1), (0.75, 1.3333333333)) ... GaussianBlur(3) p .5
       return {
-        crop: { size, scale: [0.08, 1], ratio: [0.75, 1.3333333333], interpolation: "bilinear", p: 1 },
+        crop: {
+          size,
+          scale: [0.08, 1],
+          ratio: [0.75, 1.3333333333],
+          interpolation: "bilinear",
+          p: 1,
+        },
         flip: { p: 0.5 },
         color_jitter: { brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1, p: 0.8 },
         grayscale: { p: 0.2 },
@@ -141,7 +168,10 @@ export function recipeParams(recipe: AugmentationRecipe, imageSize: number): Tra
  * `null` switches it off, and given parameters replace the recipe's (or
  * torchvision's defaults where the recipe has no such transform).
  */
-export function resolveAugmentation(input: AugmentationInput, imageSize: number): AugmentationConfig {
+export function resolveAugmentation(
+  input: AugmentationInput,
+  imageSize: number,
+): AugmentationConfig {
   const fromRecipe = recipeParams(input.recipe, imageSize);
   const base = baseParams(imageSize);
   const resolved: Record<string, unknown> = { recipe: input.recipe };
@@ -156,9 +186,4 @@ export function resolveAugmentation(input: AugmentationInput, imageSize: number)
 
 function dropUndefined(params: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(params).filter(([, v]) => v !== undefined));
-}
-
-/** True when `key` names a transform of the augmentation section. */
-export function isTransformKey(key: string): key is TransformKey {
-  return (TRANSFORM_ORDER as readonly string[]).includes(key);
 }

@@ -50,7 +50,10 @@ export function keyPath(path: readonly PropertyKey[]): string {
 }
 
 /** One or more problem lines for one zod issue (parsed with `reportInput: true`). */
-export function formatIssue(issue: z.core.$ZodIssue, prefix: readonly PropertyKey[] = []): string[] {
+export function formatIssue(
+  issue: z.core.$ZodIssue,
+  prefix: readonly PropertyKey[] = [],
+): string[] {
   const path = [...prefix, ...issue.path];
   const where = keyPath(path);
   const input = (issue as { input?: unknown }).input;
@@ -87,7 +90,10 @@ export function formatIssue(issue: z.core.$ZodIssue, prefix: readonly PropertyKe
     case "invalid_format":
       return [`${where}: ${lowerFirst(issue.message)}, got ${describeValue(input)}`];
     default:
-      return [`${where}: ${issue.message}`];
+      if (input === undefined || issue.message.includes(", got ")) {
+        return [`${where}: ${issue.message}`];
+      }
+      return [`${where}: ${issue.message}, got ${describeValue(input)}`];
   }
 }
 

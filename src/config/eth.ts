@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { describeValue } from "./errors.ts";
-import type { ConfigSectionsSchema } from "./schema.ts";
+import type { ExperimentConfigInput } from "./schema.ts";
 
 const positive = z.number().positive();
 const nonNegative = z.number().min(0);
@@ -39,7 +39,9 @@ function numberList(what: string, lengths: readonly number[]) {
     if (list === null || !lengths.includes(list.length)) {
       ctx.addIssue({
         code: "custom",
-        message: value === undefined ? `missing (expected ${what})` : `expected ${what}, got ${describeValue(value)}`,
+        message: value === undefined
+          ? `missing (expected ${what})`
+          : `expected ${what}, got ${describeValue(value)}`,
         input: value,
       });
       return z.NEVER;
@@ -67,7 +69,8 @@ const EthTransformsObject = z.strictObject({
     ratio: pairList.optional(),
     prob: probability.optional(),
   }).optional(),
-  RandomHorizontalFlip: z.strictObject({ p: probability.optional(), prob: probability.optional() }).optional(),
+  RandomHorizontalFlip: z.strictObject({ p: probability.optional(), prob: probability.optional() })
+    .optional(),
   ColorJitter: z.strictObject({
     brightness: nonNegative.optional(),
     contrast: nonNegative.optional(),
@@ -75,7 +78,8 @@ const EthTransformsObject = z.strictObject({
     hue: z.number().min(0).max(0.5).optional(),
     prob: probability.optional(),
   }).optional(),
-  RandomGrayscale: z.strictObject({ p: probability.optional(), prob: probability.optional() }).optional(),
+  RandomGrayscale: z.strictObject({ p: probability.optional(), prob: probability.optional() })
+    .optional(),
   GaussianBlur: z.strictObject({
     kernel_size: sizeList,
     sigma: numberList('a number or a pair such as "0.1,2.0"', [1, 2]).optional(),
@@ -86,14 +90,16 @@ const EthTransformsObject = z.strictObject({
 /** `pretraining.dataset.transforms`: checks the (meaningful) key order before the keys. */
 const EthTransformsSchema = z.preprocess((value, ctx) => {
   if (value !== null && typeof value === "object" && !Array.isArray(value)) {
-    const known = Object.keys(value).filter((key) => (ETH_TRANSFORM_ORDER as readonly string[]).includes(key));
+    const known = Object.keys(value).filter((key) =>
+      (ETH_TRANSFORM_ORDER as readonly string[]).includes(key)
+    );
     const expected = ETH_TRANSFORM_ORDER.filter((key) => known.includes(key));
     if (known.join() !== expected.join()) {
       ctx.addIssue({
         code: "custom",
-        message: `transforms must come in the order ${ETH_TRANSFORM_ORDER.join(", ")} (ours applies them in that order), got ${
-          known.join(", ")
-        }`,
+        message: `transforms must come in the order ${
+          ETH_TRANSFORM_ORDER.join(", ")
+        } (ours applies them in that order), got ${known.join(", ")}`,
         input: value,
       });
     }
@@ -153,7 +159,9 @@ export const EthConfigSchema = z.strictObject({
   seed: z.int().min(0),
   encoder_architecture: z.strictObject({ name: z.enum(["ResNet18", "ResNet34", "ResNet50"]) }),
   pretraining: z.strictObject({
-    training: z.literal(true, { error: "expected True (the original writes no log without training)" }),
+    training: z.literal(true, {
+      error: "expected True (the original writes no log without training)",
+    }),
     batch_size: z.int().min(2),
     num_workers_loader: z.int().min(0).optional(),
     max_epochs: positiveInt,
@@ -165,7 +173,10 @@ export const EthConfigSchema = z.strictObject({
       }).optional(),
       projection_dimension: positiveInt.optional(),
     }),
-    loss: z.strictObject({ name: z.enum(["NTXent", "WeightedNTXent"]), loss_config: EthLossConfigSchema }),
+    loss: z.strictObject({
+      name: z.enum(["NTXent", "WeightedNTXent"]),
+      loss_config: EthLossConfigSchema,
+    }),
     optimizer: z.strictObject({
       name: z.literal("Adam"),
       config: z.strictObject({
@@ -189,7 +200,11 @@ export const EthConfigSchema = z.strictObject({
     max_epochs: positiveInt,
     dataset: z.strictObject({ val_percentage: z.number().gt(0).lt(1), name: cifarName }),
     optimizer: z.strictObject({ lr: positive }),
-    param_tuning: z.strictObject({ log_min: z.number(), log_max: z.number(), n_steps: positiveInt }),
+    param_tuning: z.strictObject({
+      log_min: z.number(),
+      log_max: z.number(),
+      n_steps: positiveInt,
+    }),
   }),
 }).superRefine(checkEthConsistency);
 
@@ -205,16 +220,24 @@ function checkEthConsistency(config: z.output<typeof EthConfigSchema>, ctx: z.Re
 
   if (pre.loss.name === "WeightedNTXent") {
     for (const key of ["weight", "weight_normalization", "weight_config"] as const) {
-      if (lossConfig[key] === undefined) issue([...lossPath, key], "missing (required by WeightedNTXent)");
+      if (lossConfig[key] === undefined) {
+        issue([...lossPath, key], "missing (required by WeightedNTXent)");
+      }
     }
     const weight = lossConfig.weight_config;
     if (weight !== undefined) {
       const weightPath = [...lossPath, "weight_config"];
       for (const key of ["sigma", "mean", "b_l", "b_u"] as const) {
-        if (weight[key] === undefined) issue([...weightPath, key], "missing (required by GaussianWeight)");
+        if (weight[key] === undefined) {
+          issue([...weightPath, key], "missing (required by GaussianWeight)");
+        }
       }
       if (weight.b_l !== undefined && weight.b_u !== undefined && !(weight.b_l < weight.b_u)) {
-        issue([...weightPath, "b_l"], `must be below b_u (${weight.b_u}), got ${weight.b_l}`, weight.b_l);
+        issue(
+          [...weightPath, "b_l"],
+          `must be below b_u (${weight.b_u}), got ${weight.b_l}`,
+          weight.b_l,
+        );
       }
       if (typeof weight.mean === "string") {
         for (const key of MEAN_CONFIG_KEYS[weight.mean]) {
@@ -231,7 +254,10 @@ function checkEthConsistency(config: z.output<typeof EthConfigSchema>, ctx: z.Re
 
   const projection = pre.projection;
   if (projection.use_projection && projection.projection_dimension === undefined) {
-    issue(["pretraining", "projection", "projection_dimension"], "missing (required when use_projection is True)");
+    issue(
+      ["pretraining", "projection", "projection_dimension"],
+      "missing (required when use_projection is True)",
+    );
   }
   const featureDim = config.encoder_architecture.name === "ResNet50" ? 2048 : 512;
   if (pre.model_dimension.embedding_dimension !== featureDim) {
@@ -249,22 +275,39 @@ function checkEthConsistency(config: z.output<typeof EthConfigSchema>, ctx: z.Re
     );
   }
   if (config.testing.param_tuning.log_min > config.testing.param_tuning.log_max) {
-    issue(["testing", "param_tuning", "log_min"], "must not exceed log_max", config.testing.param_tuning.log_min);
+    issue(
+      ["testing", "param_tuning", "log_min"],
+      "must not exceed log_max",
+      config.testing.param_tuning.log_min,
+    );
   }
 
   const transforms = pre.dataset.transforms;
   const transformPath = ["pretraining", "dataset", "transforms"];
-  const ordered = (pair: number[] | undefined) => pair === undefined || pair.length < 2 || pair[0] <= pair[1];
+  const ordered = (pair: number[] | undefined) =>
+    pair === undefined || pair.length < 2 || pair[0] <= pair[1];
   const crop = transforms.RandomResizedCrop;
   if (crop !== undefined) {
     if (!crop.size.every((s) => Number.isInteger(s) && s > 0)) {
-      issue([...transformPath, "RandomResizedCrop", "size"], `expected positive integers, got ${crop.size}`, crop.size);
+      issue(
+        [...transformPath, "RandomResizedCrop", "size"],
+        `expected positive integers, got ${crop.size}`,
+        crop.size,
+      );
     }
     if (!ordered(crop.scale) || crop.scale?.some((s) => s <= 0 || s > 1)) {
-      issue([...transformPath, "RandomResizedCrop", "scale"], `expected min,max in (0, 1], got ${crop.scale}`, crop.scale);
+      issue(
+        [...transformPath, "RandomResizedCrop", "scale"],
+        `expected min,max in (0, 1], got ${crop.scale}`,
+        crop.scale,
+      );
     }
     if (!ordered(crop.ratio) || crop.ratio?.some((r) => r <= 0)) {
-      issue([...transformPath, "RandomResizedCrop", "ratio"], `expected positive min,max, got ${crop.ratio}`, crop.ratio);
+      issue(
+        [...transformPath, "RandomResizedCrop", "ratio"],
+        `expected positive min,max, got ${crop.ratio}`,
+        crop.ratio,
+      );
     }
   }
   const blur = transforms.GaussianBlur;
@@ -278,12 +321,14 @@ function checkEthConsistency(config: z.output<typeof EthConfigSchema>, ctx: z.Re
       );
     }
     if (blur.sigma !== undefined && (!ordered(blur.sigma) || blur.sigma.some((s) => s <= 0))) {
-      issue([...transformPath, "GaussianBlur", "sigma"], `expected positive min,max, got ${blur.sigma}`, blur.sigma);
+      issue(
+        [...transformPath, "GaussianBlur", "sigma"],
+        `expected positive min,max, got ${blur.sigma}`,
+        blur.sigma,
+      );
     }
   }
 }
-
-type OurDocument = z.input<typeof ConfigSectionsSchema>;
 
 /** ETH dataset statistics, applied after ToTensor in the original; ours as the model's input normalization. */
 const ETH_NORMALIZATION = {
@@ -291,7 +336,9 @@ const ETH_NORMALIZATION = {
   Cifar100: "cifar100",
 } as const;
 
-function mapMean(weight: NonNullable<EthConfig["pretraining"]["loss"]["loss_config"]["weight_config"]>) {
+function mapMean(
+  weight: NonNullable<EthConfig["pretraining"]["loss"]["loss_config"]["weight_config"]>,
+) {
   const mean = weight.mean!;
   const c = weight.mean_config ?? {};
   if (typeof mean === "number") return { type: "const", value: mean };
@@ -307,11 +354,17 @@ function mapMean(weight: NonNullable<EthConfig["pretraining"]["loss"]["loss_conf
     case "RandomParamEveryIter":
       return { type: "random_every_iter", begin: c.begin!, end: c.end! };
     case "RandomThenConst":
-      return { type: "random_then_const", begin: c.begin!, end: c.end!, steps: c.steps!, const_value: c.const_value! };
+      return {
+        type: "random_then_const",
+        begin: c.begin!,
+        end: c.end!,
+        steps: c.steps!,
+        const_value: c.const_value!,
+      };
   }
 }
 
-function mapLoss(loss: EthConfig["pretraining"]["loss"]): OurDocument["loss"] {
+function mapLoss(loss: EthConfig["pretraining"]["loss"]): ExperimentConfigInput["loss"] {
   const config = loss.loss_config;
   if (loss.name === "NTXent") return { type: "ntxent", temperature: config.temperature };
   const weight = config.weight_config!;
@@ -323,7 +376,9 @@ function mapLoss(loss: EthConfig["pretraining"]["loss"]): OurDocument["loss"] {
     lower_bound: weight.b_l!,
     upper_bound: weight.b_u!,
     out_of_bounds_factor: 1e-3,
-    normalization: config.weight_normalization === "None" ? "none" : "negatives_constant_total_weight",
+    normalization: config.weight_normalization === "None"
+      ? "none"
+      : "negatives_constant_total_weight",
   };
 }
 
@@ -334,7 +389,7 @@ function mapLoss(loss: EthConfig["pretraining"]["loss"]): OurDocument["loss"] {
  */
 export function mapEthTransforms(
   transforms: EthConfig["pretraining"]["dataset"]["transforms"],
-): OurDocument["augmentation"] {
+): ExperimentConfigInput["augmentation"] {
   const crop = transforms.RandomResizedCrop;
   const flip = transforms.RandomHorizontalFlip;
   const jitter = transforms.ColorJitter;
@@ -368,7 +423,7 @@ export function mapEthTransforms(
 }
 
 /** Our config document for a validated ETH config (SPEC §A). */
-export function mapEthConfig(eth: EthConfig): OurDocument {
+export function mapEthConfig(eth: EthConfig): ExperimentConfigInput {
   const pre = eth.pretraining;
   const testing = eth.testing;
   const dataset = pre.dataset.name === "Cifar10" ? "cifar10" : "cifar100";
@@ -399,7 +454,9 @@ export function mapEthConfig(eth: EthConfig): OurDocument {
     optimizer: {
       type: "adam",
       lr: optimizer.lr ?? 1e-3,
-      betas: optimizer.betas === undefined ? [0.9, 0.999] : [optimizer.betas[0], optimizer.betas[1]],
+      betas: optimizer.betas === undefined
+        ? [0.9, 0.999]
+        : [optimizer.betas[0], optimizer.betas[1]],
       eps: optimizer.eps ?? 1e-8,
       weight_decay: optimizer.weight_decay ?? 0,
     },

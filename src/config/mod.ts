@@ -2,25 +2,35 @@
 export { ConfigError, describeValue, keyPath } from "./errors.ts";
 export {
   AUGMENTATION_RECIPES,
+  type AugmentationInput,
   type AugmentationRecipe,
+  type AugmentationTransforms,
+  type BlurParams,
+  type ColorJitterParams,
+  type CropParams,
+  type FlipParams,
+  type GrayscaleParams,
   recipeParams,
   resolveAugmentation,
   TRANSFORM_ORDER,
 } from "./augmentation.ts";
 export {
+  type ConfigSections,
   configuredClassCount,
+  type DataConfig,
   DATASET_CLASSES,
   DATASETS,
-  type DataConfig,
   type DeviceChoice,
   DEVICES,
   encoderFeatureDim,
   type EvaluationConfig,
   type ExperimentConfig,
+  type ExperimentConfigInput,
   ExperimentConfigSchema,
   type HeadConfig,
   headDims,
   INPUT_NORMALIZATIONS,
+  type InputNormalization,
   type LossConfig,
   type LrScheduleConfig,
   type MeanSchedule,
@@ -33,6 +43,16 @@ export {
 } from "./schema.ts";
 export type { AugmentationConfig } from "./schema.ts";
 export { type EthConfig, EthConfigSchema, isEthDocument, mapEthConfig } from "./eth.ts";
-export { type LoadedConfig, parseConfigDocument, parseEthConfig, parseExperimentConfig } from "./parse.ts";
-export { applyOverrides, type ConfigOverrides, parseSetOverride } from "./overrides.ts";
+export {
+  type LoadedConfig,
+  parseConfigDocument,
+  parseEthConfig,
+  parseExperimentConfig,
+} from "./parse.ts";
+export {
+  applyOverrides,
+  type ConfigOverrides,
+  parseSetOverride,
+  type SetOverride,
+} from "./overrides.ts";
 export { loadConfig, parseConfigText } from "./load.ts";

@@ -37,7 +37,9 @@ export function parseKeyPath(text: string, label: string): (string | number)[] {
   for (const part of text.split(".")) {
     const match = /^([^[\]]*)((?:\[\d+\])*)$/.exec(part);
     if (match === null || (match[1] === "" && match[2] === "")) {
-      throw new ConfigError(label, [`"${text}": expected a key path such as loss.temperature or a.b[0]`]);
+      throw new ConfigError(label, [
+        `"${text}": expected a key path such as loss.temperature or a.b[0]`,
+      ]);
     }
     if (match[1] !== "") path.push(/^\d+$/.test(match[1]) ? Number(match[1]) : match[1]);
     for (const index of match[2].matchAll(/\[(\d+)\]/g)) path.push(Number(index[1]));
@@ -55,7 +57,9 @@ export function parseSetOverride(item: string): SetOverride {
   try {
     value = parseYaml(item.slice(equals + 1));
   } catch (error) {
-    throw new ConfigError(label, [`${keyPath(path)}: value is not valid YAML (${(error as Error).message})`]);
+    throw new ConfigError(label, [
+      `${keyPath(path)}: value is not valid YAML (${(error as Error).message})`,
+    ]);
   }
   return { path, value, label };
 }
@@ -70,7 +74,11 @@ function isMapping(value: unknown): value is Record<string, unknown> {
  * a section keeps its other defaults; changing a discriminator (`loss.type`,
  * `augmentation.recipe`, ...) drops the keys the new variant does not have.
  */
-function setInDocument(document: Record<string, unknown>, resolved: unknown, override: SetOverride): void {
+function setInDocument(
+  document: Record<string, unknown>,
+  resolved: unknown,
+  override: SetOverride,
+): void {
   const { path, value, label } = override;
   let node: unknown = document;
   let shadow: unknown = resolved;
@@ -101,10 +109,15 @@ function setInDocument(document: Record<string, unknown>, resolved: unknown, ove
     node[last] = value;
     return;
   }
-  if (!isMapping(node)) throw new ConfigError(label, [`${keyPath(path.slice(0, -1))}: not a mapping`]);
+  if (!isMapping(node)) {
+    throw new ConfigError(label, [`${keyPath(path.slice(0, -1))}: not a mapping`]);
+  }
   const variants = VARIANT_KEYS[path.join(".")];
   const previous = node[last] ?? (shadow as Record<string, unknown> | null)?.[last];
-  if (variants !== undefined && typeof value === "string" && value !== previous && variants[value] !== undefined) {
+  if (
+    variants !== undefined && typeof value === "string" && value !== previous &&
+    variants[value] !== undefined
+  ) {
     for (const key of Object.keys(node)) if (!variants[value].includes(key)) delete node[key];
   }
   node[last] = value;
@@ -118,13 +131,25 @@ function setInDocument(document: Record<string, unknown>, resolved: unknown, ove
 export function applyOverrides(loaded: LoadedConfig, overrides: ConfigOverrides): LoadedConfig {
   const items = (overrides.set ?? []).map(parseSetOverride);
   if (overrides.epochs !== undefined) {
-    items.push({ path: ["train", "epochs"], value: overrides.epochs, label: `--epochs ${overrides.epochs}` });
+    items.push({
+      path: ["train", "epochs"],
+      value: overrides.epochs,
+      label: `--epochs ${overrides.epochs}`,
+    });
   }
   if (overrides.device !== undefined) {
-    items.push({ path: ["device"], value: overrides.device, label: `--device ${overrides.device}` });
+    items.push({
+      path: ["device"],
+      value: overrides.device,
+      label: `--device ${overrides.device}`,
+    });
   }
   if (overrides.dataDir !== undefined) {
-    items.push({ path: ["data", "dir"], value: overrides.dataDir, label: `--data-dir ${overrides.dataDir}` });
+    items.push({
+      path: ["data", "dir"],
+      value: overrides.dataDir,
+      label: `--data-dir ${overrides.dataDir}`,
+    });
   }
   if (items.length === 0) return loaded;
   const document = structuredClone(loaded.document);

@@ -43,7 +43,9 @@ function isMapping(value: unknown): value is Record<string, unknown> {
  */
 export function parseConfigDocument(document: unknown, source: string): LoadedConfig {
   if (!isMapping(document)) {
-    throw new ConfigError(source, [`(top level): expected a mapping of config keys, got ${JSON.stringify(document)}`]);
+    throw new ConfigError(source, [
+      `(top level): expected a mapping of config keys, got ${JSON.stringify(document)}`,
+    ]);
   }
   if (isEthDocument(document)) {
     const eth = parseEthConfig(document, source);
@@ -52,5 +54,12 @@ export function parseConfigDocument(document: unknown, source: string): LoadedCo
     return { source, format: "eth", config, document: mapped, eth: document, overrides: [] };
   }
   const config = parseExperimentConfig(document, source);
-  return { source, format: "ours", config, document: structuredClone(document), eth: null, overrides: [] };
+  return {
+    source,
+    format: "ours",
+    config,
+    document: structuredClone(document),
+    eth: null,
+    overrides: [],
+  };
 }

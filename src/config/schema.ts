@@ -16,7 +16,6 @@ import {
 const positive = z.number().positive();
 const nonNegative = z.number().min(0);
 const positiveInt = z.int().positive();
-const probability = z.number().min(0).max(1);
 
 /** Where a run executes: `auto` picks CUDA when available. */
 export const DEVICES = ["cpu", "cuda", "auto"] as const;
@@ -64,25 +63,35 @@ export const DataSchema = z.strictObject({
   test_split: splitPath.nullable().default(null),
 });
 
-/** Named per-channel input normalizations. */
-export const INPUT_NORMALIZATIONS = {
+/** Per-channel (R, G, B) normalization of [0, 1] images: (x − mean) / std. */
+export interface InputNormalization {
+  /** Per-channel mean. */
+  mean: [number, number, number];
+  /** Per-channel standard deviation. */
+  std: [number, number, number];
+}
+
+/** Named input normalizations (ETH: CIFAR statistics; SDCLR: ImageNet statistics in the model). */
+export const INPUT_NORMALIZATIONS: Readonly<
+  Record<"imagenet" | "cifar10" | "cifar100", InputNormalization>
+> = {
   imagenet: { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
   cifar10: { mean: [0.4914, 0.4822, 0.4465], std: [0.2470, 0.2435, 0.2616] },
   cifar100: { mean: [0.5071, 0.4865, 0.4409], std: [0.2673, 0.2564, 0.2762] },
-} as const;
+};
 
 const rgbMean = z.tuple([z.number(), z.number(), z.number()]);
 const rgbStd = z.tuple([positive, positive, positive]);
 const InputNormSchema = z.union([
-  z.enum(["imagenet", "cifar10", "cifar100", "none"]).transform((name) =>
-    name === "none" ? null : {
-      mean: [...INPUT_NORMALIZATIONS[name].mean] as [number, number, number],
-      std: [...INPUT_NORMALIZATIONS[name].std] as [number, number, number],
-    }
+  z.enum(["imagenet", "cifar10", "cifar100", "none"]).transform((name): InputNormalization | null =>
+    name === "none" ? null : structuredClone(INPUT_NORMALIZATIONS[name])
   ),
   z.strictObject({ mean: rgbMean, std: rgbStd }),
   z.null(),
-], { error: 'expected "imagenet" | "cifar10" | "cifar100" | "none", {mean: [r, g, b], std: [r, g, b]} or null' });
+], {
+  error:
+    'expected "imagenet" | "cifar10" | "cifar100" | "none", {mean: [r, g, b], std: [r, g, b]} or null',
+});
 
 /**
  * Encoder. Channel widths are 64·w, 128·w, 256·w, 512·w per stage (×4 at the
@@ -114,8 +123,16 @@ export const HeadSchema = z.discriminatedUnion("type", [
     hidden_dims: z.array(positiveInt).min(1).nullable().default(null),
     output_dim: outputDim,
   }),
-  z.strictObject({ type: z.literal("simclr"), hidden_dim: positiveInt.nullable().default(null), output_dim: outputDim }),
-  z.strictObject({ type: z.literal("sdclr"), hidden_dim: positiveInt.nullable().default(null), output_dim: outputDim }),
+  z.strictObject({
+    type: z.literal("simclr"),
+    hidden_dim: positiveInt.nullable().default(null),
+    output_dim: outputDim,
+  }),
+  z.strictObject({
+    type: z.literal("sdclr"),
+    hidden_dim: positiveInt.nullable().default(null),
+    output_dim: outputDim,
+  }),
 ]);
 
 /** SimCLR, or SDCLR's contrast between the dense and the magnitude-pruned branch. */
@@ -137,8 +154,18 @@ export const MeanScheduleSchema = z.preprocess(
   (value) => (typeof value === "number" ? { type: "const", value } : value),
   z.discriminatedUnion("type", [
     z.strictObject({ type: z.literal("const"), value: z.number() }),
-    z.strictObject({ type: z.literal("linear"), begin: z.number(), end: z.number(), steps: positiveInt }),
-    z.strictObject({ type: z.literal("exponential"), begin: z.number(), end: z.number(), factor: positive }),
+    z.strictObject({
+      type: z.literal("linear"),
+      begin: z.number(),
+      end: z.number(),
+      steps: positiveInt,
+    }),
+    z.strictObject({
+      type: z.literal("exponential"),
+      begin: z.number(),
+      end: z.number(),
+      factor: positive,
+    }),
     z.strictObject({ type: z.literal("random"), begin: z.number(), end: z.number() }),
     z.strictObject({ type: z.literal("random_every_iter"), begin: z.number(), end: z.number() }),
     z.strictObject({
@@ -336,36 +363,39 @@ export const ConfigSectionsSchema = z.strictObject({
   evaluation: EvaluationSchema.prefault({}),
   output: OutputSchema.prefault({}),
 });
-type Sections = z.output<typeof ConfigSectionsSchema>;
+/** The sections as parsed (data.image_size and augmentation not yet resolved). */
+export type ConfigSections = z.output<typeof ConfigSectionsSchema>;
+/** A config document as written (our format, before defaults). */
+export type ExperimentConfigInput = z.input<typeof ConfigSectionsSchema>;
 
 /** Data section with the image size resolved. */
-export type DataConfig = Omit<Sections["data"], "image_size"> & { image_size: number };
+export type DataConfig = Omit<ConfigSections["data"], "image_size"> & { image_size: number };
 /** Encoder section. */
-export type ModelConfig = Sections["model"];
+export type ModelConfig = ConfigSections["model"];
 /** Projection head section. */
-export type HeadConfig = Sections["head"];
+export type HeadConfig = ConfigSections["head"];
 /** Method section. */
-export type MethodConfig = Sections["method"];
+export type MethodConfig = ConfigSections["method"];
 /** Loss section. */
-export type LossConfig = Sections["loss"];
+export type LossConfig = ConfigSections["loss"];
 /** Weighted loss variant. */
 export type WeightedNtXentConfig = Extract<LossConfig, { type: "weighted_ntxent" }>;
 /** μ schedule. */
 export type MeanSchedule = WeightedNtXentConfig["mean"];
 /** Optimizer section. */
-export type OptimizerConfig = Sections["optimizer"];
+export type OptimizerConfig = ConfigSections["optimizer"];
 /** LR schedule section. */
-export type LrScheduleConfig = Sections["lr_schedule"];
+export type LrScheduleConfig = ConfigSections["lr_schedule"];
 /** Training loop section. */
-export type TrainConfig = Sections["train"];
+export type TrainConfig = ConfigSections["train"];
 /** Evaluation section. */
-export type EvaluationConfig = Sections["evaluation"];
+export type EvaluationConfig = ConfigSections["evaluation"];
 /** Output section. */
-export type OutputConfig = Sections["output"];
+export type OutputConfig = ConfigSections["output"];
 export type { AugmentationConfig };
 
 /** A parsed, fully resolved experiment config. */
-export type ExperimentConfig = Omit<Sections, "data" | "augmentation"> & {
+export type ExperimentConfig = Omit<ConfigSections, "data" | "augmentation"> & {
   data: DataConfig;
   augmentation: AugmentationConfig;
 };
@@ -374,20 +404,37 @@ function increasing(values: readonly number[]): boolean {
   return values.every((v, i) => i === 0 || v > values[i - 1]);
 }
 
-function checkConsistency(config: Sections, ctx: z.RefinementCtx): void {
+function checkConsistency(config: ConfigSections, ctx: z.RefinementCtx): void {
   const issue = (path: PropertyKey[], message: string, input: unknown) =>
-    ctx.addIssue({ code: "custom", path, message: `${message}, got ${JSON.stringify(input)}`, input });
+    ctx.addIssue({
+      code: "custom",
+      path,
+      message: `${message}, got ${JSON.stringify(input)}`,
+      input,
+    });
 
   const { data, model, method, loss, lr_schedule: lrSchedule, evaluation } = config;
   const firstStage = 64 * model.width_multiplier;
   if (!Number.isInteger(firstStage) || firstStage < 1) {
-    issue(["model", "width_multiplier"], "64 × width_multiplier must be a whole number of channels", model.width_multiplier);
+    issue(
+      ["model", "width_multiplier"],
+      "64 × width_multiplier must be a whole number of channels",
+      model.width_multiplier,
+    );
   }
   if (method.name === "sdclr" && method.random_prune_percent > method.prune_percent) {
-    issue(["method", "random_prune_percent"], `must not exceed prune_percent (${method.prune_percent})`, method.random_prune_percent);
+    issue(
+      ["method", "random_prune_percent"],
+      `must not exceed prune_percent (${method.prune_percent})`,
+      method.random_prune_percent,
+    );
   }
   if (loss.type === "weighted_ntxent" && !(loss.lower_bound < loss.upper_bound)) {
-    issue(["loss", "lower_bound"], `must be below upper_bound (${loss.upper_bound})`, loss.lower_bound);
+    issue(
+      ["loss", "lower_bound"],
+      `must be below upper_bound (${loss.upper_bound})`,
+      loss.lower_bound,
+    );
   }
   if (lrSchedule.type === "step" && !increasing(lrSchedule.milestones)) {
     issue(["lr_schedule", "milestones"], "expected increasing epochs", lrSchedule.milestones);
@@ -395,14 +442,26 @@ function checkConsistency(config: Sections, ctx: z.RefinementCtx): void {
 
   const fixedClasses = DATASET_CLASSES[data.dataset];
   if (fixedClasses !== undefined) {
-    if (data.image_size !== null && data.image_size !== 32) issue(["data", "image_size"], `${data.dataset} images are 32x32`, data.image_size);
+    if (data.image_size !== null && data.image_size !== 32) {
+      issue(["data", "image_size"], `${data.dataset} images are 32x32`, data.image_size);
+    }
     if (data.num_classes !== null && data.num_classes !== fixedClasses) {
-      issue(["data", "num_classes"], `${data.dataset} has ${fixedClasses} classes`, data.num_classes);
+      issue(
+        ["data", "num_classes"],
+        `${data.dataset} has ${fixedClasses} classes`,
+        data.num_classes,
+      );
     }
   } else if (data.image_size === null) {
     issue(["data", "image_size"], `required for dataset ${data.dataset}`, null);
   }
-  const splitKeys = ["pretrain_split", "train_split", "val_split", "few_shot_split", "test_split"] as const;
+  const splitKeys = [
+    "pretrain_split",
+    "train_split",
+    "val_split",
+    "few_shot_split",
+    "test_split",
+  ] as const;
   const extension = data.dataset === "list" ? ".txt" : ".npy";
   for (const key of splitKeys) {
     const path = data[key];
@@ -412,35 +471,55 @@ function checkConsistency(config: Sections, ctx: z.RefinementCtx): void {
   }
   if (data.dataset === "list") {
     for (const key of ["pretrain_split", "train_split", "test_split"] as const) {
-      if (data[key] === null) issue(["data", key], "required for dataset list (a text list of `path label` lines)", null);
+      if (data[key] === null) {
+        issue(["data", key], "required for dataset list (a text list of `path label` lines)", null);
+      }
     }
   }
 
   const linear = evaluation.linear;
   if (linear?.protocol === "eth" && linear.log_min > linear.log_max) {
-    issue(["evaluation", "linear", "log_min"], `must not exceed log_max (${linear.log_max})`, linear.log_min);
+    issue(
+      ["evaluation", "linear", "log_min"],
+      `must not exceed log_max (${linear.log_max})`,
+      linear.log_min,
+    );
   }
   if (linear?.protocol === "sdclr" && !increasing(linear.milestones)) {
     issue(["evaluation", "linear", "milestones"], "expected increasing epochs", linear.milestones);
   }
   if (evaluation.few_shot !== null) {
     if (!increasing(evaluation.few_shot.milestones)) {
-      issue(["evaluation", "few_shot", "milestones"], "expected increasing epochs", evaluation.few_shot.milestones);
+      issue(
+        ["evaluation", "few_shot", "milestones"],
+        "expected increasing epochs",
+        evaluation.few_shot.milestones,
+      );
     }
-    if (data.few_shot_split === null) issue(["data", "few_shot_split"], "required by evaluation.few_shot", null);
+    if (data.few_shot_split === null) {
+      issue(["data", "few_shot_split"], "required by evaluation.few_shot", null);
+    }
   }
   if (evaluation.groups !== null && !evaluation.groups.reference_split.endsWith(extension)) {
-    issue(["evaluation", "groups", "reference_split"], `expected a ${extension} file`, evaluation.groups.reference_split);
+    issue(
+      ["evaluation", "groups", "reference_split"],
+      `expected a ${extension} file`,
+      evaluation.groups.reference_split,
+    );
   }
   if (evaluation.groups?.by === "rank" && fixedClasses !== undefined) {
     const total = evaluation.groups.sizes.reduce((a, b) => a + b, 0);
     if (total !== fixedClasses) {
-      issue(["evaluation", "groups", "sizes"], `expected group sizes summing to ${fixedClasses} classes`, evaluation.groups.sizes);
+      issue(
+        ["evaluation", "groups", "sizes"],
+        `expected group sizes summing to ${fixedClasses} classes`,
+        evaluation.groups.sizes,
+      );
     }
   }
 }
 
-function resolveConfig(config: Sections): ExperimentConfig {
+function resolveConfig(config: ConfigSections): ExperimentConfig {
   const imageSize = config.data.image_size ?? 32;
   return {
     ...config,
@@ -450,10 +529,15 @@ function resolveConfig(config: Sections): ExperimentConfig {
 }
 
 /** Our config format: validates, checks cross-section consistency, resolves presets. */
-export const ExperimentConfigSchema = ConfigSectionsSchema.superRefine(checkConsistency).transform(resolveConfig);
+export const ExperimentConfigSchema: z.ZodType<ExperimentConfig, unknown> = ConfigSectionsSchema
+  .superRefine(checkConsistency).transform(
+    resolveConfig,
+  );
 
 /** Width of the encoder feature (input of the head and of the linear probe). */
-export function encoderFeatureDim(model: Pick<ModelConfig, "architecture" | "width_multiplier">): number {
+export function encoderFeatureDim(
+  model: Pick<ModelConfig, "architecture" | "width_multiplier">,
+): number {
   const lastStage = 512 * model.width_multiplier;
   return model.architecture === "resnet50" ? 4 * lastStage : lastStage;
 }
@@ -483,7 +567,9 @@ export function headDims(config: Pick<ExperimentConfig, "model" | "head">): {
 }
 
 /** Class count fixed by the config (dataset or data.num_classes), or null when read from the labels. */
-export function configuredClassCount(data: Pick<DataConfig, "dataset" | "num_classes">): number | null {
+export function configuredClassCount(
+  data: Pick<DataConfig, "dataset" | "num_classes">,
+): number | null {
   return data.num_classes ?? DATASET_CLASSES[data.dataset] ?? null;
 }
 

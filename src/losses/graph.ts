@@ -69,16 +69,33 @@ function masks(z: Tensor, pairing: Pairing) {
 
 /** Cosine similarities s = n nᵀ with n = z / (‖z‖ + 1e-10). */
 export function cosineSimilarities(z: Tensor): Tensor {
-  const norm = ops.sqrt(ops.reduceSumSquare(z, [1], true));
-  const unit = ops.div(z, ops.add(norm, EPSILON));
+  // Rows are first divided by their largest |value| (a constant for the gradient: the result does
+  // not depend on it), so ‖z‖² cannot overflow float32 for rows of any magnitude.
+  const largest = ops.reduceMax(ops.abs(z), [1], true);
+  const scale = z.graph.stopGradient(ops.where(ops.greater(largest, 0), largest, ops.scalarLike(z, 1)));
+  const scaled = ops.div(z, scale);
+  const norm = ops.sqrt(ops.reduceSumSquare(scaled, [1], true));
+  const unit = ops.div(scaled, ops.add(norm, ops.div(ops.scalarLike(z, EPSILON), scale)));
   return ops.matmul(unit, ops.transpose(unit, [1, 0]));
 }
 
-function finish(logits: Tensor, offsets: Tensor, positiveWeight: Tensor): LossOutputs {
-  // ℓ_i = log Σ_k exp(s_ik/τ + c_ik) − s_ij/τ, with c = −∞ on the diagonal.
-  const lse = ops.reduceLogSumExp(ops.add(logits, offsets), [1], false);
-  const positive = ops.reduceSum(ops.mul(logits, positiveWeight), [1], false);
-  const perAnchor = ops.sub(lse, positive);
+function finish(logits: Tensor, offsets: Tensor, positiveWeight: Tensor, isPositive: Tensor): LossOutputs {
+  // ℓ_i = log(1 + Σ_k exp(x_ik)) with x_ik = s_ik/τ − s_ij/τ + c_ik over the negatives (c = −∞
+  // on the diagonal). Shifted by max(0, max_k x_ik) where that is positive; otherwise log1p in
+  // Kahan's form, so tiny losses keep their relative precision in float32 too.
+  const g = logits.graph;
+  const positive = ops.reduceSum(ops.mul(logits, positiveWeight), [1], true);
+  const excluded = ops.scalarLike(logits, EXCLUDED);
+  const zero = ops.scalarLike(logits, 0);
+  const one = ops.scalarLike(logits, 1);
+  const x = ops.where(isPositive, excluded, ops.add(ops.sub(logits, positive), offsets));
+  const shift = g.stopGradient(ops.max(ops.reduceMax(x, [1], true), zero));
+  const shifted = ops.add(shift, ops.log(ops.add(ops.exp(ops.neg(shift)), ops.reduceSum(ops.exp(ops.sub(x, shift)), [1], true))));
+  const sum = ops.reduceSum(ops.exp(ops.where(ops.greater(x, zero), zero, x)), [1], true);
+  const u = ops.add(sum, one);
+  const exact = ops.equal(u, one);
+  const log1p = ops.where(exact, sum, ops.div(ops.mul(ops.log(u), sum), ops.where(exact, one, ops.sub(u, one))));
+  const perAnchor = ops.reshape(ops.where(ops.greater(shift, zero), shifted, log1p), [-1]);
   return { loss: ops.reduceMean(perAnchor, [0], false), perAnchor };
 }
 
@@ -90,11 +107,11 @@ function validate(options: NtXentGraphOptions): void {
 export function ntXentGraph(z: Tensor, options: NtXentGraphOptions): LossOutputs {
   validate(options);
   return z.graph.scope("nt_xent", () => {
-    const { isSelf, positiveWeight } = masks(z, options.pairing ?? "interleaved");
+    const { isSelf, isPositive, positiveWeight } = masks(z, options.pairing ?? "interleaved");
     const logits = ops.div(cosineSimilarities(z), options.temperature);
     const zero = ops.scalarLike(z, 0);
     const offsets = ops.where(isSelf, ops.scalarLike(z, EXCLUDED), zero);
-    return finish(logits, offsets, positiveWeight);
+    return finish(logits, offsets, positiveWeight, isPositive);
   });
 }
 
@@ -137,6 +154,6 @@ export function weightedNtXentGraph(z: Tensor, mu: Tensor, options: WeightedNtXe
       logWeights = ops.add(logAlpha, logRho);
     }
     const offsets = ops.where(isPositive, ops.scalarLike(z, 0), ops.where(isNegative, logWeights, excluded));
-    return finish(logits, offsets, positiveWeight);
+    return finish(logits, offsets, positiveWeight, isPositive);
   });
 }

@@ -29,7 +29,9 @@ export function batchNorm(m: Module, x: Tensor, options: BatchNormOptions = {}):
   const eps = options.eps ?? 1e-5;
   const momentum = options.momentum ?? 0.1;
   if (x.rank !== 2 && x.rank !== 4) {
-    throw new Error(`batchNorm ${m.path}: input ${x.name} ${x.shapeText} must be [N, C] or [N, C, H, W]`);
+    throw new Error(
+      `batchNorm ${m.path}: input ${x.name} ${x.shapeText} must be [N, C] or [N, C, H, W]`,
+    );
   }
   const channels = x.shape[1];
   if (typeof channels !== "number") {
@@ -61,7 +63,10 @@ export function batchNorm(m: Module, x: Tensor, options: BatchNormOptions = {}):
   const batchVar = ops.reshape(g.stopGradient(variance), [channels]);
   const unbias = unbiasFactor(x, axes, m.path);
   const newMean = ops.add(ops.mul(runningMean, 1 - momentum), ops.mul(batchMean, momentum));
-  const newVar = ops.add(ops.mul(runningVar, 1 - momentum), ops.mul(batchVar, ops.mul(unbias, momentum)));
+  const newVar = ops.add(
+    ops.mul(runningVar, 1 - momentum),
+    ops.mul(batchVar, ops.mul(unbias, momentum)),
+  );
   m.addUpdate(runningMean, newMean);
   m.addUpdate(runningVar, newVar);
   return y;
@@ -80,7 +85,9 @@ function unbiasFactor(x: Tensor, axes: number[], where: string): Tensor {
   if (symbolic.length === 0) {
     if (staticCount < 2) {
       throw new Error(
-        `batchNorm ${where}: train mode needs more than one value per channel, input is ${formatShape(x.shape)}`,
+        `batchNorm ${where}: train mode needs more than one value per channel, input is ${
+          formatShape(x.shape)
+        }`,
       );
     }
     return g.constant(staticCount / (staticCount - 1), x.dtype, []);

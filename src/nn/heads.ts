@@ -41,7 +41,11 @@ function positiveInt(value: number | undefined, fallback: number, key: string): 
 export function checkHeadConfig(config: HeadConfig, where = "head"): void {
   const kind = (config as { kind: string }).kind;
   if (!(HEAD_KINDS as readonly string[]).includes(kind)) {
-    throw new Error(`${where}.kind: unknown head ${JSON.stringify(kind)}; expected one of ${HEAD_KINDS.join(", ")}`);
+    throw new Error(
+      `${where}.kind: unknown head ${JSON.stringify(kind)}; expected one of ${
+        HEAD_KINDS.join(", ")
+      }`,
+    );
   }
   switch (config.kind) {
     case "projection":
@@ -91,7 +95,9 @@ export function head(m: Module, x: Tensor, config: HeadConfig): Tensor {
       hidden.forEach((size, i) => {
         h = relu(m, linear(m.child(`fc${i + 1}`), h, { outFeatures: size }));
       });
-      return linear(m.child(`fc${hidden.length + 1}`), h, { outFeatures: config.outDim ?? DEFAULT_OUT });
+      return linear(m.child(`fc${hidden.length + 1}`), h, {
+        outFeatures: config.outDim ?? DEFAULT_OUT,
+      });
     }
     case "simclr": {
       const hiddenDim = config.hiddenDim ?? inDim;

@@ -52,7 +52,9 @@ export function fillInit(out: Float32Array | Float64Array, rule: InitRule, rng: 
       }
       return;
     default:
-      throw new Error(`unknown init rule ${JSON.stringify(rule)}: expected constant, uniform or normal`);
+      throw new Error(
+        `unknown init rule ${JSON.stringify(rule)}: expected constant, uniform or normal`,
+      );
   }
 }
 
@@ -65,7 +67,9 @@ export function initParams(entries: readonly ParamInfo[], rng: Rng): Map<string,
   const values = new Map<string, HostTensor>();
   for (const e of entries) {
     if (e.dtype !== "float32" && e.dtype !== "float64") {
-      throw new Error(`initParams: ${e.name} has dtype ${e.dtype}; only float32 and float64 are initialised`);
+      throw new Error(
+        `initParams: ${e.name} has dtype ${e.dtype}; only float32 and float64 are initialised`,
+      );
     }
     const size = e.shape.reduce((a, b) => a * b, 1);
     const data = allocHost(e.dtype, size) as Float32Array | Float64Array;

@@ -34,7 +34,9 @@ function staticDim(m: Module, x: Tensor, axis: number): number {
  * uses weight ⊙ mask.
  */
 export function conv2d(m: Module, x: Tensor, options: Conv2dOptions): Tensor {
-  if (x.rank !== 4) throw new Error(`conv2d ${m.path}: input ${x.name} ${x.shapeText} must be [N, C, H, W]`);
+  if (x.rank !== 4) {
+    throw new Error(`conv2d ${m.path}: input ${x.name} ${x.shapeText} must be [N, C, H, W]`);
+  }
   const inChannels = staticDim(m, x, 1);
   const { outChannels, kernel } = options;
   const stride = options.stride ?? 1;
@@ -44,11 +46,15 @@ export function conv2d(m: Module, x: Tensor, options: Conv2dOptions): Tensor {
   const mask = m.mask(weight.name);
   if (mask) {
     if (mask.shape.join() !== weight.shape.join()) {
-      throw new Error(`conv2d ${m.path}: mask ${mask.name} ${mask.shapeText} differs from weight ${weight.shapeText}`);
+      throw new Error(
+        `conv2d ${m.path}: mask ${mask.name} ${mask.shapeText} differs from weight ${weight.shapeText}`,
+      );
     }
     weight = ops.mul(weight, mask, m.nodeName("masked_weight"));
   }
-  const bias = options.bias ? m.param("bias", [outChannels], "bias", torchDefaultBias(shape)) : null;
+  const bias = options.bias
+    ? m.param("bias", [outChannels], "bias", torchDefaultBias(shape))
+    : null;
   return ops.conv(
     x,
     weight,
@@ -71,10 +77,17 @@ export interface LinearOptions {
 
 /** y = x·Wᵀ + b for `x` [N, in], weight `<path>.weight` [out, in] as in torch (one Gemm). */
 export function linear(m: Module, x: Tensor, options: LinearOptions): Tensor {
-  if (x.rank !== 2) throw new Error(`linear ${m.path}: input ${x.name} ${x.shapeText} must be [N, features]`);
+  if (x.rank !== 2) {
+    throw new Error(`linear ${m.path}: input ${x.name} ${x.shapeText} must be [N, features]`);
+  }
   const inFeatures = staticDim(m, x, 1);
   const shape = [options.outFeatures, inFeatures];
-  const weight = m.param("weight", shape, "weight", options.weightInit ?? torchDefaultWeight(shape));
+  const weight = m.param(
+    "weight",
+    shape,
+    "weight",
+    options.weightInit ?? torchDefaultWeight(shape),
+  );
   const bias = options.bias === false
     ? null
     : m.param("bias", [options.outFeatures], "bias", options.biasInit ?? torchDefaultBias(shape));
@@ -87,10 +100,20 @@ export function relu(m: Module, x: Tensor): Tensor {
 }
 
 /** Square max pooling (torch's MaxPool2d, floor mode). */
-export function maxPool2d(m: Module, x: Tensor, kernel: number, stride: number, padding: number): Tensor {
+export function maxPool2d(
+  m: Module,
+  x: Tensor,
+  kernel: number,
+  stride: number,
+  padding: number,
+): Tensor {
   return ops.maxPool(
     x,
-    { kernel: [kernel, kernel], strides: [stride, stride], pads: [padding, padding, padding, padding] },
+    {
+      kernel: [kernel, kernel],
+      strides: [stride, stride],
+      pads: [padding, padding, padding, padding],
+    },
     m.nodeName("maxpool"),
   );
 }
@@ -100,7 +123,9 @@ export function maxPool2d(m: Module, x: Tensor, kernel: number, stride: number, 
  * [N, C, H, W] as [N, C] (torch's AdaptiveAvgPool2d(1) + flatten).
  */
 export function globalAvgPool(x: Tensor): Tensor {
-  if (x.rank !== 4) throw new Error(`globalAvgPool: input ${x.name} ${x.shapeText} must be [N, C, H, W]`);
+  if (x.rank !== 4) {
+    throw new Error(`globalAvgPool: input ${x.name} ${x.shapeText} must be [N, C, H, W]`);
+  }
   return ops.reduceMean(x, [2, 3], false);
 }
 
@@ -120,7 +145,9 @@ export function normalizeInput(x: Tensor, normalization: Normalization): Tensor 
         `channels of ${x.name} ${x.shapeText}`,
     );
   }
-  if (std.some((s) => !(s > 0))) throw new Error(`normalizeInput: std ${JSON.stringify(std)} must be positive`);
+  if (std.some((s) => !(s > 0))) {
+    throw new Error(`normalizeInput: std ${JSON.stringify(std)} must be positive`);
+  }
   const g = x.graph;
   const meanT = g.constant([...mean], x.dtype, [channels, 1, 1]);
   const stdT = g.constant([...std], x.dtype, [channels, 1, 1]);

@@ -76,7 +76,12 @@ export class Module {
   }
 
   /** Declares (or reuses) the parameter `<path>.<local>`. */
-  param(local: string, shape: readonly number[], role: Exclude<ParamRole, "buffer">, init: InitRule): Tensor {
+  param(
+    local: string,
+    shape: readonly number[],
+    role: Exclude<ParamRole, "buffer">,
+    init: InitRule,
+  ): Tensor {
     return this.store.declare(this.name(local), shape, role, init);
   }
 
@@ -129,7 +134,9 @@ export function build(
   const output = part(m);
   const unused = m.unusedMasks().filter((k) => k.startsWith(prefix ? `${prefix}.` : ""));
   if (unused.length > 0) {
-    throw new Error(`forward options: masks ${unused.join(", ")} match no conv weight under "${prefix}"`);
+    throw new Error(
+      `forward options: masks ${unused.join(", ")} match no conv weight under "${prefix}"`,
+    );
   }
   return { output, updates: [...m.updates] };
 }

@@ -72,7 +72,9 @@ export class ParamStore {
     this.dtype = options.dtype ?? "float32";
     this.bnBranches = options.bnBranches ?? 1;
     if (!Number.isInteger(this.bnBranches) || this.bnBranches < 1) {
-      throw new Error(`ParamStore: bnBranches must be a positive integer, got ${options.bnBranches}`);
+      throw new Error(
+        `ParamStore: bnBranches must be a positive integer, got ${options.bnBranches}`,
+      );
     }
   }
 
@@ -90,7 +92,9 @@ export class ParamStore {
     }
     for (const d of shape) {
       if (!Number.isInteger(d) || d < 1) {
-        throw new Error(`parameter ${name}: shape ${formatShape([...shape])} must have positive integer dims`);
+        throw new Error(
+          `parameter ${name}: shape ${formatShape([...shape])} must have positive integer dims`,
+        );
       }
     }
     const tensor = this.graph.input(name, this.dtype, [...shape]);
@@ -108,10 +112,12 @@ export class ParamStore {
     return tensor;
   }
 
-  /** The entry of `name`; throws naming the known prefixes when absent. */
+  /** The entry of `name`; throws naming it when absent. */
   get(name: string): ParamInfo {
     const entry = this.#entries.get(name);
-    if (!entry) throw new Error(`unknown parameter ${name} (the store holds ${this.#entries.size} values)`);
+    if (!entry) {
+      throw new Error(`unknown parameter ${name} (the store holds ${this.#entries.size} values)`);
+    }
     return entry;
   }
 
@@ -153,9 +159,13 @@ export class ParamStore {
  */
 export function declareMasks(store: ParamStore, prefix: string): Record<string, Tensor> {
   const weights = store.convWeights(prefix);
-  if (weights.length === 0) throw new Error(`declareMasks: no conv weights under prefix "${prefix}"`);
+  if (weights.length === 0) {
+    throw new Error(`declareMasks: no conv weights under prefix "${prefix}"`);
+  }
   const masks: Record<string, Tensor> = {};
-  for (const w of weights) masks[w.name] = store.graph.input(`${w.name}.mask`, w.dtype, [...w.shape]);
+  for (const w of weights) {
+    masks[w.name] = store.graph.input(`${w.name}.mask`, w.dtype, [...w.shape]);
+  }
   return masks;
 }
 
@@ -164,7 +174,9 @@ export function exposeBufferUpdates(graph: Graph, updates: readonly BufferUpdate
   const seen = new Set<string>();
   return updates.map((u) => {
     if (seen.has(u.name)) {
-      throw new Error(`buffer ${u.name} is updated twice in one graph (the same BN branch ran twice)`);
+      throw new Error(
+        `buffer ${u.name} is updated twice in one graph (the same BN branch ran twice)`,
+      );
     }
     seen.add(u.name);
     return graph.output(u.updated, `${u.name}_new`).name;
@@ -186,7 +198,11 @@ export function paramFeeds(
     const data = "data" in v ? v.data : v;
     const size = e.shape.reduce((a, b) => a * b, 1);
     if (data.length !== size) {
-      throw new Error(`paramFeeds: ${e.name} has ${data.length} values, expected ${size} for ${formatShape([...e.shape])}`);
+      throw new Error(
+        `paramFeeds: ${e.name} has ${data.length} values, expected ${size} for ${
+          formatShape([...e.shape])
+        }`,
+      );
     }
     feeds[e.name] = { dtype: e.dtype, shape: [...e.shape], data: asDtype(data, e.dtype) };
   }
@@ -194,7 +210,11 @@ export function paramFeeds(
 }
 
 function asDtype(data: HostArray, dtype: DType): HostArray {
-  if (dtype === "float32" && !(data instanceof Float32Array)) return Float32Array.from(data as ArrayLike<number>);
-  if (dtype === "float64" && !(data instanceof Float64Array)) return Float64Array.from(data as ArrayLike<number>);
+  if (dtype === "float32" && !(data instanceof Float32Array)) {
+    return Float32Array.from(data as ArrayLike<number>);
+  }
+  if (dtype === "float64" && !(data instanceof Float64Array)) {
+    return Float64Array.from(data as ArrayLike<number>);
+  }
   return data;
 }

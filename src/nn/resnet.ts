@@ -8,7 +8,14 @@
  */
 import { Graph, type Tensor } from "../onnx/graph.ts";
 import { batchNorm } from "./batchnorm.ts";
-import { conv2d, globalAvgPool, maxPool2d, type Normalization, normalizeInput, relu } from "./layers.ts";
+import {
+  conv2d,
+  globalAvgPool,
+  maxPool2d,
+  type Normalization,
+  normalizeInput,
+  relu,
+} from "./layers.ts";
 import { build, type Built, type ForwardOptions, Module } from "./module.ts";
 import { ParamStore } from "./params.ts";
 
@@ -43,12 +50,16 @@ const EXPANSION: Record<BlockKind, number> = { basic: 1, bottleneck: 4 };
 export function checkResNetConfig(config: ResNetConfig, where = "encoder"): void {
   if (!(RESNET_ARCHS as readonly string[]).includes(config.arch)) {
     throw new Error(
-      `${where}.arch: unknown architecture ${JSON.stringify(config.arch)}; expected one of ${RESNET_ARCHS.join(", ")}`,
+      `${where}.arch: unknown architecture ${JSON.stringify(config.arch)}; expected one of ${
+        RESNET_ARCHS.join(", ")
+      }`,
     );
   }
   if (!(RESNET_STEMS as readonly string[]).includes(config.stem)) {
     throw new Error(
-      `${where}.stem: unknown stem ${JSON.stringify(config.stem)}; expected one of ${RESNET_STEMS.join(", ")}`,
+      `${where}.stem: unknown stem ${JSON.stringify(config.stem)}; expected one of ${
+        RESNET_STEMS.join(", ")
+      }`,
     );
   }
   baseChannels(config, where);
@@ -58,7 +69,9 @@ function baseChannels(config: ResNetConfig, where = "encoder"): number {
   const width = config.width ?? 1;
   const base = 64 * width;
   if (!(base >= 1) || Math.abs(base - Math.round(base)) > 1e-9) {
-    throw new Error(`${where}.width: ${width} must make 64·width a positive integer (e.g. 1, 0.5, 0.125, 0.0625)`);
+    throw new Error(
+      `${where}.width: ${width} must make 64·width a positive integer (e.g. 1, 0.5, 0.125, 0.0625)`,
+    );
   }
   return Math.round(base);
 }
@@ -79,7 +92,9 @@ function basicBlock(m: Module, x: Tensor, planes: number, stride: number): Tenso
   out = relu(m, batchNorm(m.child("bn1"), out));
   out = conv2d(m.child("conv2"), out, { outChannels: planes, kernel: 3, padding: 1 });
   out = batchNorm(m.child("bn2"), out);
-  const identity = stride !== 1 || x.shape[1] !== planes ? downsample(m.child("downsample"), x, planes, stride) : x;
+  const identity = stride !== 1 || x.shape[1] !== planes
+    ? downsample(m.child("downsample"), x, planes, stride)
+    : x;
   return relu(m, m.graph.op("Add", [out, identity], {}, m.nodeName("residual")));
 }
 

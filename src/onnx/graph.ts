@@ -196,7 +196,13 @@ export class Graph {
   output(t: Tensor, name?: string): Tensor {
     let out = t;
     if ((name !== undefined && name !== t.name) || t.kind !== "node" || this.outputs.includes(t)) {
-      out = this.node("Identity", [t], {}, { name: name ?? `${t.name}_out` })[0];
+      // Output names are exact, whatever scope the caller is in.
+      const scopes = this.#scopes.splice(0);
+      try {
+        out = this.node("Identity", [t], {}, { name: name ?? `${t.name}_out` })[0];
+      } finally {
+        this.#scopes.push(...scopes);
+      }
       if (name !== undefined && out.name !== name) {
         throw new Error(`graph output name ${name} is already used by another tensor`);
       }

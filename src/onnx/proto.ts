@@ -4,7 +4,7 @@
  */
 import onnxProto from "onnx-proto";
 import { dtypeFromOnnxCode, ONNX_DTYPE_CODE, type HostArray } from "./dtype.ts";
-import { type AttrValue, Graph, type Shape, type Tensor } from "./graph.ts";
+import { type AttrValue, Graph, type Node, type Shape, type Tensor } from "./graph.ts";
 
 const { onnx } = onnxProto;
 
@@ -60,16 +60,36 @@ export interface ExportOptions {
   omitValueInfo?: boolean;
 }
 
+/**
+ * Nodes that contribute to a graph output, in order. Gradient rules also build
+ * gradients for constant operands; ORT would still run those nodes, so they
+ * are dropped here.
+ */
+export function liveNodes(graph: Graph): Node[] {
+  const needed = new Set<Tensor>(graph.outputs);
+  const live: Node[] = [];
+  for (let i = graph.nodes.length - 1; i >= 0; i--) {
+    const node = graph.nodes[i];
+    if (!node.outputs.some((t) => needed.has(t))) continue;
+    live.push(node);
+    for (const t of node.inputs) if (t) needed.add(t);
+  }
+  return live.reverse();
+}
+
 function graphProto(graph: Graph, options: ExportOptions): onnxProto.onnx.IGraphProto {
   const outputs = new Set(graph.outputs);
   const inputs = new Set(graph.inputs);
+  const nodes = liveNodes(graph);
+  const used = new Set<Tensor>(graph.outputs);
   const intermediate: Tensor[] = [];
-  for (const node of graph.nodes) {
+  for (const node of nodes) {
+    for (const t of node.inputs) if (t) used.add(t);
     for (const out of node.outputs) if (!outputs.has(out)) intermediate.push(out);
   }
   return {
     name: graph.name,
-    node: graph.nodes.map((n) => ({
+    node: nodes.map((n) => ({
       name: n.name,
       opType: n.opType,
       input: n.inputs.map((t) => (t ? t.name : "")),
@@ -80,7 +100,7 @@ function graphProto(graph: Graph, options: ExportOptions): onnxProto.onnx.IGraph
     input: graph.inputs.map((t) => valueInfo(t)),
     output: graph.outputs.map((t) => valueInfo(t)),
     initializer: graph.initializers
-      .filter((t) => !inputs.has(t))
+      .filter((t) => !inputs.has(t) && (used.has(t) || graph.nodes.length === 0))
       .map((t) => tensorProto(t, t.constValue!)),
     valueInfo: options.omitValueInfo ? [] : intermediate.map((t) => valueInfo(t)),
   };

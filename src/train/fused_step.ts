@@ -31,6 +31,8 @@ export interface FusedStepSpec {
   extraOutputs?: Record<string, Tensor>;
   /** Also output the raw gradients as `<param>_grad` (training-artifact layout). */
   outputGradients?: boolean;
+  /** Scalar inputs of the forward graph fed each step by the host (e.g. μ). */
+  stepScalars?: Tensor[];
 }
 
 /** One named value carried between steps by the host. */
@@ -79,6 +81,7 @@ export function buildFusedStep(spec: FusedStepSpec): FusedStepLayout {
     scalarTensors[name] = graph.findInput(name) ?? graph.input(name, dtype, []);
     return { name, dtype };
   });
+  for (const t of spec.stepScalars ?? []) scalars.push({ name: t.name, dtype: t.dtype });
 
   const carried: CarriedValue[] = [];
   graph.output(loss, "loss");

@@ -72,10 +72,10 @@ function initParams(params: ParamInit[], rng: Rng): Map<string, HostTensor> {
   for (const p of params) {
     const count = p.shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(count);
-    // Kaiming-normal (fan_in, ReLU) for weights; uniform ±1/√fan_in for biases, as torch defaults.
+    // Conv: Kaiming-normal (fan_in, ReLU gain); linear weights and biases: uniform ±1/√fan_in (torch's default).
     const std = Math.sqrt(2 / p.fanIn);
     const bound = 1 / Math.sqrt(p.fanIn);
-    for (let i = 0; i < count; i++) data[i] = p.kind === "bias" ? rng.uniformIn(-bound, bound) : std * rng.normal();
+    for (let i = 0; i < count; i++) data[i] = p.kind === "conv" ? std * rng.normal() : rng.uniformIn(-bound, bound);
     values.set(p.name, { dtype: "float32", shape: p.shape, data });
   }
   return values;

@@ -7,12 +7,22 @@
  */
 
 const MASK64 = (1n << 64n) - 1n;
-const GOLDEN = 0x9e3779b97f4a7c15n;
+const TWO_POW_32 = 4294967296;
 
 function mix64(z: bigint): bigint {
   z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & MASK64;
   z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & MASK64;
   return z ^ (z >> 31n);
+}
+
+/** A 32-bit integer hash with low bias (Wellons' lowbias32). */
+function mix32(x: number): number {
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x7feb352d);
+  x ^= x >>> 15;
+  x = Math.imul(x, 0x846ca68b);
+  x ^= x >>> 16;
+  return x >>> 0;
 }
 
 function hashString(text: string): bigint {
@@ -37,14 +47,21 @@ export class Rng {
   readonly stream: string;
   /** Number of 64-bit words consumed so far. */
   counter: number;
-  #key: bigint;
+  readonly #key: Uint32Array;
 
   constructor(seed: number, stream = "main", counter = 0) {
     if (!Number.isInteger(seed)) throw new Error(`Rng: seed must be an integer, got ${seed}`);
     this.seed = seed;
     this.stream = stream;
     this.counter = counter;
-    this.#key = mix64((BigInt.asUintN(64, BigInt(seed)) ^ hashString(stream)) & MASK64);
+    const k1 = mix64((BigInt.asUintN(64, BigInt(seed)) ^ hashString(stream)) & MASK64);
+    const k2 = mix64(k1 ^ 0x9e3779b97f4a7c15n);
+    this.#key = Uint32Array.of(
+      Number(k1 & 0xffffffffn),
+      Number(k1 >> 32n),
+      Number(k2 & 0xffffffffn),
+      Number(k2 >> 32n),
+    );
   }
 
   /** Restores a generator from {@link Rng.state}. */
@@ -62,16 +79,39 @@ export class Rng {
     return new Rng(this.seed, `${this.stream}/${name}`);
   }
 
+  // Word k is a keyed hash of the counter (32-bit arithmetic only: fast in JS).
+  #high = 0;
+  #low = 0;
+  #next(): void {
+    const k = this.#key;
+    const index = ++this.counter;
+    const lo = index >>> 0;
+    const hi = Math.floor(index / TWO_POW_32) >>> 0;
+    const a = mix32(mix32(lo ^ k[0]) ^ hi ^ k[1]);
+    this.#high = mix32(a ^ k[2]);
+    this.#low = mix32(this.#high ^ lo ^ k[3]);
+  }
+
   /** The next 64 random bits. */
   nextU64(): bigint {
-    const word = mix64((this.#key + GOLDEN * BigInt(this.counter + 1)) & MASK64);
-    this.counter++;
-    return word;
+    this.#next();
+    return (BigInt(this.#high) << 32n) | BigInt(this.#low);
   }
 
   /** Uniform double in [0, 1) with 53 random bits. */
   uniform(): number {
-    return Number(this.nextU64() >> 11n) / 9007199254740992;
+    this.#next();
+    return ((this.#high >>> 5) * 67108864 + (this.#low >>> 6)) / 9007199254740992;
+  }
+
+  /** Fills `out` with uniform values in [low, high). */
+  fillUniform(out: Float32Array | Float64Array, low: number, high: number): void {
+    for (let i = 0; i < out.length; i++) out[i] = low + (high - low) * this.uniform();
+  }
+
+  /** Fills `out` with normal values of the given mean and standard deviation. */
+  fillNormal(out: Float32Array | Float64Array, mean: number, std: number): void {
+    for (let i = 0; i < out.length; i++) out[i] = mean + std * this.normal();
   }
 
   /** Uniform double in [low, high). */

@@ -16,7 +16,10 @@ function extremumGrad(node: Node, dy: Tensor): Tensor[] {
 /** Rules for Add, Sub, Mul, Div, Pow, Neg, Exp, Log, Sqrt, Identity, Max, Min, Sum, Mean, Where. */
 export const ELEMENTWISE_RULES: Record<string, GradRule> = {
   Add: ({ inputs: [a, b] }, [dy]) => [sumToShape(dy!, a!.shape), sumToShape(dy!, b!.shape)],
-  Sub: ({ inputs: [a, b] }, [dy]) => [sumToShape(dy!, a!.shape), sumToShape(ops.neg(dy!), b!.shape)],
+  Sub: (
+    { inputs: [a, b] },
+    [dy],
+  ) => [sumToShape(dy!, a!.shape), sumToShape(ops.neg(dy!), b!.shape)],
   Mul: ({ inputs: [a, b] }, [dy]) => [
     sumToShape(ops.mul(dy!, b!), a!.shape),
     sumToShape(ops.mul(dy!, a!), b!.shape),
@@ -29,7 +32,9 @@ export const ELEMENTWISE_RULES: Record<string, GradRule> = {
     // The exponent may be of another type (an int power): cast it for the base's gradient.
     const exponent = b!.dtype === y.dtype ? b! : ops.cast(b!, y.dtype);
     const da = ops.mul(dy!, ops.mul(exponent, ops.pow(a!, ops.sub(exponent, 1))));
-    const db = b!.dtype === y.dtype ? sumToShape(ops.mul(dy!, ops.mul(y, ops.log(a!))), b!.shape) : undefined;
+    const db = b!.dtype === y.dtype
+      ? sumToShape(ops.mul(dy!, ops.mul(y, ops.log(a!))), b!.shape)
+      : undefined;
     return [sumToShape(da, a!.shape), db];
   },
   Neg: (_node, [dy]) => [ops.neg(dy!)],

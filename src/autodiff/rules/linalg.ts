@@ -30,7 +30,8 @@ function matmulGrad(node: Node, dy: Tensor): Tensor[] {
   if (a.rank === 1) dy2 = ops.unsqueeze(dy2, [b.rank === 1 ? dy2.rank : dy2.rank - 1]);
   if (b.rank === 1) dy2 = ops.unsqueeze(dy2, [dy2.rank]);
   let da = sumToShape(ops.matmul(dy2, transposeLast2(b2)), a2.shape);
-  const staticInner = typeof a2.shape[a2.rank - 1] === "number" && typeof dy2.shape[dy2.rank - 1] === "number";
+  const staticInner = typeof a2.shape[a2.rank - 1] === "number" &&
+    typeof dy2.shape[dy2.rank - 1] === "number";
   let db = b2.rank === 2 && a2.rank > 2 && staticInner
     ? sharedWeightGrad(a2, dy2)
     : sumToShape(ops.matmul(transposeLast2(a2), dy2), b2.shape);

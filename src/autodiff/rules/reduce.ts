@@ -16,7 +16,9 @@ export function reducedAxes(node: Node): number[] {
   let axes: number[] | undefined;
   if (node.opType === "ReduceSum") {
     const a = node.inputs[1];
-    axes = a?.constValue ? Array.from(a.constValue as ArrayLike<number | bigint>, Number) : undefined;
+    axes = a?.constValue
+      ? Array.from(a.constValue as ArrayLike<number | bigint>, Number)
+      : undefined;
   } else {
     axes = node.attrs.axes as number[] | undefined;
   }
@@ -65,7 +67,10 @@ function extremumGrad(node: Node, dy: Tensor): Tensor {
 /** Rules for ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceL2, ReduceLogSumExp, ReduceSumSquare. */
 export const REDUCE_RULES: Record<string, GradRule> = {
   ReduceSum: (node, [dy]) => [expandLike(keepDims(node, dy!), node.inputs[0]!)],
-  ReduceMean: (node, [dy]) => [expandLike(ops.div(keepDims(node, dy!), reducedCount(node)), node.inputs[0]!)],
+  ReduceMean: (
+    node,
+    [dy],
+  ) => [expandLike(ops.div(keepDims(node, dy!), reducedCount(node)), node.inputs[0]!)],
   ReduceSumSquare: (node, [dy]) => {
     const x = node.inputs[0]!;
     return [ops.mul(ops.mul(keepDims(node, dy!), 2), x)];
@@ -77,5 +82,8 @@ export const REDUCE_RULES: Record<string, GradRule> = {
   },
   ReduceMax: (node, [dy]) => [extremumGrad(node, dy!)],
   ReduceMin: (node, [dy]) => [extremumGrad(node, dy!)],
-  ReduceL2: (node, [dy]) => [ops.mul(ops.div(node.inputs[0]!, outputKept(node)), keepDims(node, dy!))],
+  ReduceL2: (
+    node,
+    [dy],
+  ) => [ops.mul(ops.div(node.inputs[0]!, outputKept(node)), keepDims(node, dy!))],
 };

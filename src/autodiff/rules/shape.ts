@@ -26,7 +26,9 @@ function normAxis(axis: number, rank: number): number {
 
 function staticDim(node: Node, shape: Shape, axis: number, what: string): number {
   const d = shape[axis];
-  if (typeof d !== "number") fail(node, `${what} along symbolic dim ${d} (axis ${axis}) is not supported`);
+  if (typeof d !== "number") {
+    fail(node, `${what} along symbolic dim ${d} (axis ${axis}) is not supported`);
+  }
   return d;
 }
 
@@ -42,12 +44,21 @@ function reshapeLike(t: Tensor, like: Tensor): Tensor {
  */
 function reshapeFrom(node: Node, t: Tensor, axis: number, middle: number[], rest: Shape): Tensor {
   const symbolic = rest.filter((d) => typeof d !== "number").length;
-  if (symbolic > 1) fail(node, `trailing dims ${formatShape(rest)} have more than one symbolic dim`);
-  const target = [...Array(axis).fill(0), ...middle, ...rest.map((d) => (typeof d === "number" ? d : -1))];
+  if (symbolic > 1) {
+    fail(node, `trailing dims ${formatShape(rest)} have more than one symbolic dim`);
+  }
+  const target = [
+    ...Array(axis).fill(0),
+    ...middle,
+    ...rest.map((d) => (typeof d === "number" ? d : -1)),
+  ];
   const out = ops.reshape(t, target);
   const expected = [...t.shape.slice(0, axis), ...middle, ...rest];
   if (out.shape.some((d, i) => d !== expected[i])) {
-    fail(node, `cannot restore shape ${formatShape(expected)} from ${t.shapeText} with symbolic dims`);
+    fail(
+      node,
+      `cannot restore shape ${formatShape(expected)} from ${t.shapeText} with symbolic dims`,
+    );
   }
   return out;
 }
@@ -126,7 +137,9 @@ function concatGrad(node: Node, dy: Tensor): Tensor[] {
 function gatherGrad(node: Node, dy: Tensor): (Tensor | undefined)[] {
   const [x, indices] = node.inputs as Tensor[];
   const axis = normAxis((node.attrs.axis as number | undefined) ?? 0, x.rank);
-  if (indices.shape.some((d) => typeof d !== "number")) fail(node, `indices ${indices.shapeText} must be static`);
+  if (indices.shape.some((d) => typeof d !== "number")) {
+    fail(node, `indices ${indices.shapeText} must be static`);
+  }
   const count = indices.size;
   const rest = x.shape.slice(axis + 1);
   // dy has x's axes with `axis` replaced by the indices' axes: flatten those to one.

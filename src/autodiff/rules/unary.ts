@@ -14,7 +14,9 @@ function maskGrad(mask: Tensor, dy: Tensor): Tensor {
 function floatAttr(node: Node, name: string, fallback: number): number {
   const v = node.attrs[name];
   if (v === undefined) return fallback;
-  if (typeof v !== "number") throw new Error(`${node.opType} (node ${node.name}): attribute ${name} must be a number`);
+  if (typeof v !== "number") {
+    throw new Error(`${node.opType} (node ${node.name}): attribute ${name} must be a number`);
+  }
   return Math.fround(v);
 }
 
