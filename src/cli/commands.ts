@@ -5,6 +5,7 @@ import { NotImplementedError, UsageError } from "./errors.ts";
 import { quickstartCommand } from "./quickstart.ts";
 import { exportGraphsCommand } from "./export_graphs.ts";
 import { dataCommand } from "./data.ts";
+import { planCommand } from "./plan.ts";
 
 /** One option of a command. */
 export interface CommandOption {
@@ -54,7 +55,7 @@ export const COMMANDS: Command[] = [
   notYet("run", "run an experiment from a YAML config (ours or the ETH format)", 8),
   quickstartCommand,
   exportGraphsCommand,
-  notYet("plan", "validate a config and print its per-epoch μ and learning-rate schedule", 5),
+  planCommand,
   dataCommand,
   notYet("bench", "time the training step, optionally against PyTorch", 6),
   notYet("analyse", "summarise experiment logs (mean ± std over seeds/splits)", 8),

@@ -6,6 +6,7 @@
  */
 import type { Tensor } from "../onnx/graph.ts";
 import * as ops from "../onnx/ops.ts";
+import { NORM_EPS, OUT_OF_BOUNDS_FACTOR, WEIGHT_EPS } from "./reference.ts";
 
 /** How the 2N rows pair up into positives. */
 export type Pairing = "interleaved" | "halves";
@@ -22,6 +23,8 @@ export interface WeightedNtXentGraphOptions extends NtXentGraphOptions {
   lowerBound: number;
   upperBound: number;
   normalization: "negatives_constant_total_weight" | "None";
+  /** Factor on the weights of similarities outside (lowerBound, upperBound); default 1e-3 (SPEC §A). */
+  outOfBoundsFactor?: number;
 }
 
 /** Loss value and the per-anchor losses it averages. */
@@ -31,8 +34,6 @@ export interface LossOutputs {
 }
 
 const EXCLUDED = -1e30;
-const EPSILON = 1e-10;
-const OUT_OF_BOUNDS_FACTOR = 1e-3;
 
 /** Index of the positive partner of row `i` among `rows` rows. */
 export function partnerOf(i: number, rows: number, pairing: Pairing): number {
@@ -75,7 +76,7 @@ export function cosineSimilarities(z: Tensor): Tensor {
   const scale = z.graph.stopGradient(ops.where(ops.greater(largest, 0), largest, ops.scalarLike(z, 1)));
   const scaled = ops.div(z, scale);
   const norm = ops.sqrt(ops.reduceSumSquare(scaled, [1], true));
-  const unit = ops.div(scaled, ops.add(norm, ops.div(ops.scalarLike(z, EPSILON), scale)));
+  const unit = ops.div(scaled, ops.add(norm, ops.div(ops.scalarLike(z, NORM_EPS), scale)));
   return ops.matmul(unit, ops.transpose(unit, [1, 0]));
 }
 
@@ -141,16 +142,18 @@ export function weightedNtXentGraph(z: Tensor, mu: Tensor, options: WeightedNtXe
     const distance = ops.sub(fixed, mu.dtype === z.dtype ? mu : ops.cast(mu, z.dtype));
     const gaussian = ops.neg(ops.div(ops.mul(distance, distance), options.sigma * options.sigma));
     const outside = ops.or(ops.less(fixed, options.lowerBound), ops.greater(fixed, options.upperBound));
-    const penalty = ops.where(outside, ops.scalarLike(z, Math.log(OUT_OF_BOUNDS_FACTOR)), ops.scalarLike(z, 0));
+    const factor = options.outOfBoundsFactor ?? OUT_OF_BOUNDS_FACTOR;
+    if (!(factor > 0)) throw new Error(`loss.out_of_bounds_factor: must be > 0, got ${factor}`);
+    const penalty = ops.where(outside, ops.scalarLike(z, Math.log(factor)), ops.scalarLike(z, 0));
     const isNegative = ops.not(ops.or(isSelf, isPositive));
     const logAlpha = ops.where(isNegative, ops.add(gaussian, penalty), excluded);
 
     let logWeights = logAlpha;
     if (options.normalization === "negatives_constant_total_weight") {
       // log ρ_i = log(2N − 2 + ε) − log(Σ_k α_ik + ε), the sum taken in log space.
-      const logEps = z.graph.constant(new Array(rows).fill(Math.log(EPSILON)), z.dtype, [rows, 1]);
+      const logEps = z.graph.constant(new Array(rows).fill(Math.log(WEIGHT_EPS)), z.dtype, [rows, 1]);
       const logTotal = ops.reduceLogSumExp(ops.concat([logAlpha, logEps], 1), [1], true);
-      const logRho = ops.sub(ops.scalarLike(z, Math.log(rows - 2 + EPSILON)), logTotal);
+      const logRho = ops.sub(ops.scalarLike(z, Math.log(rows - 2 + WEIGHT_EPS)), logTotal);
       logWeights = ops.add(logAlpha, logRho);
     }
     const offsets = ops.where(isPositive, ops.scalarLike(z, 0), ops.where(isNegative, logWeights, excluded));

@@ -1,0 +1,135 @@
+/**
+ * What a benchmark run times: the model, method, loss, batch and runtime
+ * settings, read and checked from the `bench` command's options.
+ */
+import { type ContrastiveSpec } from "../methods/contrastive.ts";
+import { RESNET_ARCHS, type ResNetArch, resnetFeatureDim, RESNET_STEMS, type ResNetStem } from "../nn/mod.ts";
+import type { Device } from "../runtime/session.ts";
+
+/** Contrastive methods the bench can time. */
+export const BENCH_METHODS = ["simclr", "sdclr"] as const;
+/** Losses the bench can time. */
+export const BENCH_LOSSES = ["ntxent", "weighted"] as const;
+
+/** One benchmark configuration (shared by our step and the PyTorch reference). */
+export interface BenchConfig {
+  model: ResNetArch;
+  stem: ResNetStem;
+  /** Channel multiplier of the encoder (1 = torchvision). */
+  width: number;
+  method: typeof BENCH_METHODS[number];
+  loss: typeof BENCH_LOSSES[number];
+  /** Images per step; every step sees 2·batch views. */
+  batch: number;
+  imageSize: number;
+  /** Timed steps. */
+  steps: number;
+  /** Untimed steps first (session warm-up, allocator growth). */
+  warmup: number;
+  device: Device;
+  /** Intra-op threads (0: the runtime's default). */
+  threads: number;
+  temperature: number;
+  /** Fraction of conv weights zeroed in SDCLR's masks (only their values change, not the cost). */
+  prunePercent: number;
+  seed: number;
+}
+
+/** SGD of every bench step (SDCLR's optimizer, SPEC §B). */
+export const BENCH_SGD = { momentum: 0.9, weightDecay: 1e-4, lr: 0.05 } as const;
+
+/** Weighted-loss settings of the bench (ETH experiment 10: σ 0.5, bounds ±1, μ fed as 0). */
+export const BENCH_WEIGHTED = {
+  sigma: 0.5,
+  lowerBound: -1,
+  upperBound: 1,
+  normalization: "negatives_constant_total_weight",
+  mu: 0,
+} as const;
+
+/** Raw option values as the CLI parser hands them over (strings and booleans). */
+export type RawBenchOptions = Record<string, unknown>;
+
+function pick<T extends string>(raw: RawBenchOptions, key: string, allowed: readonly T[], fallback: T): T {
+  const value = raw[key] ?? fallback;
+  if (typeof value !== "string" || !(allowed as readonly string[]).includes(value)) {
+    throw new Error(`--${key}: unknown value ${JSON.stringify(value)}; expected one of ${allowed.join(", ")}`);
+  }
+  return value as T;
+}
+
+function num(
+  raw: RawBenchOptions,
+  key: string,
+  fallback: number,
+  check: { min: number; integer?: boolean; max?: number },
+): number {
+  const given = raw[key];
+  const value = given === undefined ? fallback : Number(given);
+  const ok = Number.isFinite(value) && value >= check.min && (check.max === undefined || value <= check.max) &&
+    (!check.integer || Number.isInteger(value));
+  if (!ok) {
+    const kind = check.integer ? "an integer" : "a number";
+    const range = check.max === undefined ? `>= ${check.min}` : `in [${check.min}, ${check.max}]`;
+    throw new Error(`--${key}: expected ${kind} ${range}, got ${JSON.stringify(given)}`);
+  }
+  return value;
+}
+
+/** Reads and checks the bench options; throws an Error naming the option and what it expects. */
+export function parseBenchConfig(raw: RawBenchOptions): BenchConfig {
+  const model = pick(raw, "model", RESNET_ARCHS, "resnet18");
+  const stem = pick(raw, "stem", RESNET_STEMS, "cifar");
+  const width = num(raw, "width", 1, { min: 1 / 64 });
+  if (Math.abs(64 * width - Math.round(64 * width)) > 1e-9) {
+    throw new Error(`--width: ${width} must make 64·width an integer (e.g. 1, 0.5, 0.0625)`);
+  }
+  return {
+    model,
+    stem,
+    width,
+    method: pick(raw, "method", BENCH_METHODS, "simclr"),
+    loss: pick(raw, "loss", BENCH_LOSSES, "ntxent"),
+    // NT-Xent needs at least two pairs (2N >= 4).
+    batch: num(raw, "batch", 32, { min: 2, integer: true }),
+    imageSize: num(raw, "size", 32, { min: 8, integer: true }),
+    steps: num(raw, "steps", 10, { min: 1, integer: true }),
+    warmup: num(raw, "warmup", 2, { min: 0, integer: true }),
+    device: pick(raw, "device", ["cpu", "cuda"] as const, "cpu"),
+    threads: num(raw, "threads", 0, { min: 0, integer: true }),
+    temperature: num(raw, "temperature", 0.2, { min: 1e-6 }),
+    prunePercent: num(raw, "prune", 0.9, { min: 0, max: 0.999 }),
+    seed: num(raw, "seed", 0, { min: 0, integer: true }),
+  };
+}
+
+/** The contrastive spec our step is built from. */
+export function benchSpec(config: BenchConfig): ContrastiveSpec {
+  const encoder = { arch: config.model, stem: config.stem, width: config.width };
+  const hiddenDim = resnetFeatureDim(encoder);
+  return {
+    encoder,
+    head: { kind: config.method === "sdclr" ? "sdclr" : "simclr", hiddenDim, outDim: 128 },
+    loss: config.loss === "ntxent"
+      ? { type: "ntxent", temperature: config.temperature }
+      : {
+        type: "weighted_ntxent",
+        temperature: config.temperature,
+        sigma: BENCH_WEIGHTED.sigma,
+        lowerBound: BENCH_WEIGHTED.lowerBound,
+        upperBound: BENCH_WEIGHTED.upperBound,
+        normalization: BENCH_WEIGHTED.normalization,
+      },
+    method: { name: config.method },
+    batchSize: config.batch,
+    imageSize: config.imageSize,
+  };
+}
+
+/** A one-line description of the configuration. */
+export function describeConfig(config: BenchConfig): string {
+  const width = config.width === 1 ? "" : ` width ${config.width}`;
+  return `${config.method} ${config.loss} ${config.model}/${config.stem}${width} ${config.imageSize}x${config.imageSize}` +
+    ` batch ${config.batch} (${2 * config.batch} views), ${config.steps} steps after ${config.warmup} warm-up,` +
+    ` ${config.device} ${config.threads || "default"} threads`;
+}
