@@ -52,6 +52,9 @@ export async function main(args: string[]): Promise<number> {
     return 2;
   }
   try {
+    if (command.passThrough && !rest.includes("--help") && !rest.includes("-h")) {
+      return (await command.run({ positionals: rest, values: {} })) ?? 0;
+    }
     const options = Object.fromEntries(
       Object.entries(command.options ?? {}).map(([k, o]) => [
         k,

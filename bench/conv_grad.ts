@@ -50,7 +50,7 @@ const CASES: BenchCase[] = [
   { name: "imagenet stem 3->64 224 7x7 s2", n: 32, c: 3, k: 64, size: 224, kernel: 7, stride: 2, pad: 3 },
 ];
 
-const INPUT_STRATEGIES: InputGradStrategy[] = ["flippedConv", "convTranspose", "pointwise"];
+const INPUT_STRATEGIES: InputGradStrategy[] = ["flippedConv", "convTranspose", "pointwise", "phaseConv"];
 const WEIGHT_STRATEGIES: WeightGradStrategy[] = [
   "im2colGemm",
   "im2colNhwcGemm",

@@ -1,15 +1,21 @@
-import { assert, assertAllClose, assertClose, assertEquals, assertThrowsMessage } from "./assert.ts";
 import {
-  Augmenter,
+  assert,
+  assertAllClose,
+  assertClose,
+  assertEquals,
+  assertThrowsMessage,
+} from "./assert.ts";
+import {
   augmentationGraph,
+  Augmenter,
   CIFAR10_STATS,
   composeGeometry,
   ethRecipe,
   type JitterDraw,
   jitterStages,
   packBatch,
-  planRecipe,
   plainRecipe,
+  planRecipe,
   probeCropFlipRecipe,
   type Recipe,
   recipeFromConfig,
@@ -17,6 +23,7 @@ import {
   resizeCenterCropRecipe,
   sampleBatch,
   sampleView,
+  sdclrImageNetRecipe,
   sdclrRecipe,
   type TransformDraw,
   type ViewDraws,
@@ -63,7 +70,9 @@ async function runGraph(
   const plan = planRecipe(recipe, height, width);
   const views = draws.length;
   const batch = draws[0].length;
-  const session = await Session.create(augmentationGraph(plan, { views, batch: batchDim }), { threads: 2 });
+  const session = await Session.create(augmentationGraph(plan, { views, batch: batchDim }), {
+    threads: 2,
+  });
   const feeds: Record<string, HostTensor> = {
     images: { dtype: "uint8", shape: [batch, 3, height, width], data: images },
   };
@@ -87,13 +96,19 @@ async function compareWithReference(
   const outSize = 3 * plan.outputHeight * plan.outputWidth;
   let worst = 0;
   draws.forEach((viewDraws, v) => {
-    assertEquals(outputs[v].shape, [viewDraws.length, 3, plan.outputHeight, plan.outputWidth], "output shape");
+    assertEquals(
+      outputs[v].shape,
+      [viewDraws.length, 3, plan.outputHeight, plan.outputWidth],
+      "output shape",
+    );
     viewDraws.forEach((sample, b) => {
       const image = reference.toUnit(images.subarray(b * inSize, (b + 1) * inSize), height, width);
       const expected = reference.referenceView(recipe, image, sample);
       const actual = (outputs[v].data as Float32Array).subarray(b * outSize, (b + 1) * outSize);
       assertAllClose(actual, expected.data, 0, TOLERANCE, `${recipe.name} view ${v} sample ${b}`);
-      for (let i = 0; i < outSize; i++) worst = Math.max(worst, Math.abs(actual[i] - expected.data[i]));
+      for (let i = 0; i < outSize; i++) {
+        worst = Math.max(worst, Math.abs(actual[i] - expected.data[i]));
+      }
     });
   });
   return worst;
@@ -101,7 +116,14 @@ async function compareWithReference(
 
 const jitterOnly = (hue = 0.1): Recipe => ({
   name: "jitter",
-  transforms: [{ kind: "color_jitter", brightness: 0.4, contrast: 0.4, saturation: 0.4, hue, p: 1 }],
+  transforms: [{
+    kind: "color_jitter",
+    brightness: 0.4,
+    contrast: 0.4,
+    saturation: 0.4,
+    hue,
+    p: 1,
+  }],
 });
 
 function jitterDraw(jitter: JitterDraw): TransformDraw {
@@ -112,24 +134,80 @@ function jitterDraw(jitter: JitterDraw): TransformDraw {
 // mode, align_corners=False, antialias=True), the op torchvision's resize runs, and equal to PIL's
 // float resampling.
 const RESIZE_INPUT = [
-  0.3125, 0.359375, 0.40625, 0.453125, 0.5, 0.421875, 0.46875, 0.515625, 0.5625, 0.609375, 0.53125, 0.578125,
-  0.625, 0.671875, 0.328125, 0.640625, 0.6875, 0.34375, 0.390625, 0.4375,
+  0.3125,
+  0.359375,
+  0.40625,
+  0.453125,
+  0.5,
+  0.421875,
+  0.46875,
+  0.515625,
+  0.5625,
+  0.609375,
+  0.53125,
+  0.578125,
+  0.625,
+  0.671875,
+  0.328125,
+  0.640625,
+  0.6875,
+  0.34375,
+  0.390625,
+  0.4375,
 ];
 const RESIZE_BILINEAR = [
-  0.3453125, 0.372098214286, 0.405580357143, 0.4390625, 0.472544642857, 0.506026785714, 0.5328125, 0.4765625,
-  0.503348214286, 0.536830357143, 0.5703125, 0.603794642857, 0.553571428571, 0.46875, 0.6078125, 0.634598214286,
-  0.589955357143, 0.428125, 0.461607142857, 0.444866071429, 0.4046875,
+  0.3453125,
+  0.372098214286,
+  0.405580357143,
+  0.4390625,
+  0.472544642857,
+  0.506026785714,
+  0.5328125,
+  0.4765625,
+  0.503348214286,
+  0.536830357143,
+  0.5703125,
+  0.603794642857,
+  0.553571428571,
+  0.46875,
+  0.6078125,
+  0.634598214286,
+  0.589955357143,
+  0.428125,
+  0.461607142857,
+  0.444866071429,
+  0.4046875,
 ];
 const RESIZE_BICUBIC = [
-  0.330543158894, 0.356386622305, 0.393541598562, 0.427023741419, 0.458877096523, 0.50750343091, 0.547153057031,
-  0.473831917476, 0.498761223613, 0.540157725267, 0.584062948994, 0.633183803848, 0.562619711072, 0.459302158311,
-  0.617120676057, 0.662515569832, 0.608955424275, 0.419515160183, 0.453088515154, 0.43778980489, 0.390184482682,
+  0.330543158894,
+  0.356386622305,
+  0.393541598562,
+  0.427023741419,
+  0.458877096523,
+  0.50750343091,
+  0.547153057031,
+  0.473831917476,
+  0.498761223613,
+  0.540157725267,
+  0.584062948994,
+  0.633183803848,
+  0.562619711072,
+  0.459302158311,
+  0.617120676057,
+  0.662515569832,
+  0.608955424275,
+  0.419515160183,
+  0.453088515154,
+  0.43778980489,
+  0.390184482682,
 ];
 
 Deno.test("reference resize equals torch's antialiased interpolate (4x5 -> 3x7)", () => {
   const plane = Float64Array.from(RESIZE_INPUT);
   const image = { data: Float64Array.from([...plane, ...plane, ...plane]), height: 4, width: 5 };
-  for (const [mode, expected] of [["bilinear", RESIZE_BILINEAR], ["bicubic", RESIZE_BICUBIC]] as const) {
+  for (
+    const [mode, expected] of [["bilinear", RESIZE_BILINEAR], ["bicubic", RESIZE_BICUBIC]] as const
+  ) {
     const out = reference.resize(image, 3, 7, mode);
     assertAllClose(out.data.subarray(0, 21), expected, 0, 1e-11, mode);
     assertAllClose(out.data.subarray(42, 63), expected, 0, 1e-11, `${mode} blue`);
@@ -139,15 +217,162 @@ Deno.test("reference resize equals torch's antialiased interpolate (4x5 -> 3x7)"
 // Golden values from torchvision's adjust_hue code (_rgb2hsv, _hsv2rgb) run in torch 1.13 on
 // float64, pixels: red, grey, r = g max, g max, b max, black, white, mixed.
 const HUE_IMAGE = [
-  1.0, 0.5, 0.8, 0.1, 0.25, 0.0, 1.0, 0.6, 0.0, 0.5, 0.8, 0.9, 0.5, 0.0, 1.0, 0.2, 0.0, 0.5, 0.2, 0.4, 0.75, 0.0,
-  1.0, 0.9,
+  1.0,
+  0.5,
+  0.8,
+  0.1,
+  0.25,
+  0.0,
+  1.0,
+  0.6,
+  0.0,
+  0.5,
+  0.8,
+  0.9,
+  0.5,
+  0.0,
+  1.0,
+  0.2,
+  0.0,
+  0.5,
+  0.2,
+  0.4,
+  0.75,
+  0.0,
+  1.0,
+  0.9,
 ];
 const HUE_GOLDEN: [number, number[]][] = [
-  [0.1, [1, 0.5, 0.44, 0.1, 0.3, 0, 1, 0.9, 0.6, 0.5, 0.8, 0.9, 0.25, 0, 1, 0.2, 0, 0.5, 0.2, 0.88, 0.75, 0, 1, 0.78]],
-  [-0.1, [1, 0.5, 0.8, 0.28, 0.25, 0, 1, 0.2, 0, 0.5, 0.44, 0.9, 0.75, 0, 1, 0.22, 0.6, 0.5, 0.2, 0.1, 0.7, 0, 1, 0.9]],
-  [0.5, [0, 0.5, 0.2, 0.9, 0.75, 0, 1, 0.5, 1, 0.5, 0.2, 0.1, 0.5, 0, 1, 0.9, 1, 0.5, 0.8, 0.6, 0.25, 0, 1, 0.2]],
-  [-0.5, [0, 0.5, 0.2, 0.9, 0.75, 0, 1, 0.5, 1, 0.5, 0.2, 0.1, 0.5, 0, 1, 0.9, 1, 0.5, 0.8, 0.6, 0.25, 0, 1, 0.2]],
-  [0.37, [0, 0.5, 0.2, 0.576, 0.75, 0, 1, 0.9, 1, 0.5, 0.668, 0.1, 0.25, 0, 1, 0.754, 0.22, 0.5, 0.8, 0.9, 0.39, 0, 1, 0.2]],
+  [0.1, [
+    1,
+    0.5,
+    0.44,
+    0.1,
+    0.3,
+    0,
+    1,
+    0.9,
+    0.6,
+    0.5,
+    0.8,
+    0.9,
+    0.25,
+    0,
+    1,
+    0.2,
+    0,
+    0.5,
+    0.2,
+    0.88,
+    0.75,
+    0,
+    1,
+    0.78,
+  ]],
+  [-0.1, [
+    1,
+    0.5,
+    0.8,
+    0.28,
+    0.25,
+    0,
+    1,
+    0.2,
+    0,
+    0.5,
+    0.44,
+    0.9,
+    0.75,
+    0,
+    1,
+    0.22,
+    0.6,
+    0.5,
+    0.2,
+    0.1,
+    0.7,
+    0,
+    1,
+    0.9,
+  ]],
+  [0.5, [
+    0,
+    0.5,
+    0.2,
+    0.9,
+    0.75,
+    0,
+    1,
+    0.5,
+    1,
+    0.5,
+    0.2,
+    0.1,
+    0.5,
+    0,
+    1,
+    0.9,
+    1,
+    0.5,
+    0.8,
+    0.6,
+    0.25,
+    0,
+    1,
+    0.2,
+  ]],
+  [-0.5, [
+    0,
+    0.5,
+    0.2,
+    0.9,
+    0.75,
+    0,
+    1,
+    0.5,
+    1,
+    0.5,
+    0.2,
+    0.1,
+    0.5,
+    0,
+    1,
+    0.9,
+    1,
+    0.5,
+    0.8,
+    0.6,
+    0.25,
+    0,
+    1,
+    0.2,
+  ]],
+  [0.37, [
+    0,
+    0.5,
+    0.2,
+    0.576,
+    0.75,
+    0,
+    1,
+    0.9,
+    1,
+    0.5,
+    0.668,
+    0.1,
+    0.25,
+    0,
+    1,
+    0.754,
+    0.22,
+    0.5,
+    0.8,
+    0.9,
+    0.39,
+    0,
+    1,
+    0.2,
+  ]],
 ];
 
 Deno.test("reference hue equals torchvision's adjust_hue", () => {
@@ -163,7 +388,9 @@ Deno.test("reference blends, grayscale and blur give hand-computed values", () =
   const luma = [0.299 * 0.2 + 0.587 * 0.4 + 0.114, 0.299 * 0.6 + 0.587 * 0.4];
   assertAllClose(reference.adjustBrightness(image, 1.5).data, [0.3, 0.9, 0.6, 0.6, 1, 0], 0, 1e-15);
   const mean = (luma[0] + luma[1]) / 2;
-  const contrast = [0.2, 0.6, 0.4, 0.4, 1, 0].map((v) => Math.min(Math.max(0.5 * v + 0.5 * mean, 0), 1));
+  const contrast = [0.2, 0.6, 0.4, 0.4, 1, 0].map((v) =>
+    Math.min(Math.max(0.5 * v + 0.5 * mean, 0), 1)
+  );
   assertAllClose(reference.adjustContrast(image, 0.5).data, contrast, 0, 1e-15);
   const saturation = [0, 1, 2].flatMap((c) =>
     [0, 1].map((i) => Math.min(Math.max(2 * image.data[c * 2 + i] - luma[i], 0), 1))
@@ -189,7 +416,14 @@ Deno.test("graph crop + resize + flip (bilinear and bicubic) match PIL's float r
     const recipe: Recipe = {
       name: `crop_${interpolation}`,
       transforms: [
-        { kind: "random_resized_crop", size: [16, 12], scale: [0.05, 1], ratio: [0.5, 2], interpolation, p: 1 },
+        {
+          kind: "random_resized_crop",
+          size: [16, 12],
+          scale: [0.05, 1],
+          ratio: [0.5, 2],
+          interpolation,
+          p: 1,
+        },
         { kind: "horizontal_flip", p: 0.5 },
       ],
     };
@@ -229,8 +463,14 @@ Deno.test("graph random crop with zero padding, resize + centre crop (antialiase
   const probe = probeCropFlipRecipe(32, 4);
   const plan = planRecipe(probe, 32, 32);
   const draws = [Array.from({ length: 6 }, () => sampleView(plan, rng))];
-  draws[0][0] = [{ kind: "random_crop", top: -4, left: 4 }, { kind: "horizontal_flip", applied: true }];
-  draws[0][1] = [{ kind: "random_crop", top: 4, left: -4 }, { kind: "horizontal_flip", applied: false }];
+  draws[0][0] = [{ kind: "random_crop", top: -4, left: 4 }, {
+    kind: "horizontal_flip",
+    applied: true,
+  }];
+  draws[0][1] = [{ kind: "random_crop", top: 4, left: -4 }, {
+    kind: "horizontal_flip",
+    applied: false,
+  }];
   const images = randomImages(rng, 6, 32, 32);
   const worst = await compareWithReference(probe, 32, 32, images, draws);
   assert(worst < 1e-6, `probe crop: ${worst}`);
@@ -243,7 +483,13 @@ Deno.test("graph random crop with zero padding, resize + centre crop (antialiase
   const evalPlan = planRecipe(evalRecipe, 37, 29);
   assertEquals([evalPlan.outputHeight, evalPlan.outputWidth], [15, 15]);
   const evalDraws = [Array.from({ length: 3 }, () => sampleView(evalPlan, rng))];
-  const evalWorst = await compareWithReference(evalRecipe, 37, 29, smoothImages(rng, 3, 37, 29), evalDraws);
+  const evalWorst = await compareWithReference(
+    evalRecipe,
+    37,
+    29,
+    smoothImages(rng, 3, 37, 29),
+    evalDraws,
+  );
   assert(evalWorst < TOLERANCE, `resize + centre crop: ${evalWorst}`);
 });
 
@@ -298,24 +544,51 @@ Deno.test("graph colour jitter applies the four ops in each sample's own order (
     hue: null,
   })]);
   const img = smoothImages(new Rng(1), 1, 10, 10);
-  const [out] = await runGraph(jitterOnly(), 10, 10, new Uint8Array([...img, ...img]), [swap.map((d) => d)]);
+  const [out] = await runGraph(jitterOnly(), 10, 10, new Uint8Array([...img, ...img]), [
+    swap.map((d) => d),
+  ]);
   const a = (out.data as Float32Array).subarray(0, 300);
   const b = (out.data as Float32Array).subarray(300, 600);
   assert(a.some((v, i) => Math.abs(v - b[i]) > 1e-3), "different orders give different images");
 });
 
 Deno.test("jitter stages place blends before and after the hue op", () => {
-  const { stages, hue } = jitterStages({ order: [2, 3, 0, 1], brightness: 1.2, contrast: 0.7, saturation: 0.9, hue: 0.05 });
+  const { stages, hue } = jitterStages({
+    order: [2, 3, 0, 1],
+    brightness: 1.2,
+    contrast: 0.7,
+    saturation: 0.9,
+    hue: 0.05,
+  });
   assertEquals(stages, [[0.9, 0, 1], [1, 0, 0], [1, 0, 0], [1.2, 0, 0], [0.7, 1, 0], [1, 0, 0]]);
   assertEquals(hue, 0.05);
-  const noHue = jitterStages({ order: [3, 1, 0, 2], brightness: 1.2, contrast: null, saturation: 0.9, hue: null });
-  assertEquals(noHue.stages, [[1.2, 0, 0], [0.9, 0, 1], [1, 0, 0], [1, 0, 0], [1, 0, 0], [1, 0, 0]]);
+  const noHue = jitterStages({
+    order: [3, 1, 0, 2],
+    brightness: 1.2,
+    contrast: null,
+    saturation: 0.9,
+    hue: null,
+  });
+  assertEquals(noHue.stages, [[1.2, 0, 0], [0.9, 0, 1], [1, 0, 0], [1, 0, 0], [1, 0, 0], [
+    1,
+    0,
+    0,
+  ]]);
   assertEquals(noHue.hue, null);
 });
 
 Deno.test("geometry folds crop, resize and flip into per-axis maps", () => {
   const plan = planRecipe(ethRecipe(), 32, 32);
-  const box = { top: 4, left: 6, height: 16, width: 8, fallback: false, attempts: 1, scale: 0, logRatio: 0 };
+  const box = {
+    top: 4,
+    left: 6,
+    height: 16,
+    width: 8,
+    fallback: false,
+    attempts: 1,
+    scale: 0,
+    logRatio: 0,
+  };
   const draws: ViewDraws = [
     { kind: "random_resized_crop", applied: true, box },
     { kind: "horizontal_flip", applied: true },
@@ -347,7 +620,13 @@ Deno.test("graph grayscale, blur (kernels 3 and 5) and normalize match the refer
       { kind: "gaussian_blur", applied: b !== 2, sigma },
       { kind: "normalize" },
     ])];
-    const worst = await compareWithReference(recipe, 9, 7, randomImages(rng, sigmas.length, 9, 7), draws);
+    const worst = await compareWithReference(
+      recipe,
+      9,
+      7,
+      randomImages(rng, sigmas.length, 9, 7),
+      draws,
+    );
     assert(worst < TOLERANCE, `kernel ${kernelSize}: ${worst}`);
   }
 });
@@ -361,13 +640,27 @@ Deno.test("graph full ETH, SDCLR and evaluation recipes match the reference (two
     const worst = await compareWithReference(recipe, 32, 32, smoothImages(rng, 6, 32, 32), draws);
     assert(worst < TOLERANCE, `${recipe.name}: ${worst}`);
   }
+  // The ImageNet recipe (kernel-13 blur) at a small size, on non-square images.
+  const imagenet = sdclrImageNetRecipe(24);
+  const { draws } = sampleBatch(planRecipe(imagenet, 40, 30), rng, 3, 2);
+  const worst = await compareWithReference(imagenet, 40, 30, smoothImages(rng, 3, 40, 30), draws);
+  assert(worst < TOLERANCE, `${imagenet.name}: ${worst}`);
 });
 
 Deno.test("transforms that do not fire are exact identities in the graph", async () => {
   const rng = new Rng(17);
   const recipe = sdclrRecipe();
   const plan = planRecipe(recipe, 32, 32);
-  const full = { top: 0, left: 0, height: 32, width: 32, fallback: false, attempts: 1, scale: 1, logRatio: 0 };
+  const full = {
+    top: 0,
+    left: 0,
+    height: 32,
+    width: 32,
+    fallback: false,
+    attempts: 1,
+    scale: 1,
+    logRatio: 0,
+  };
   const draws: ViewDraws[][] = [[[
     { kind: "random_resized_crop", applied: true, box: full },
     { kind: "horizontal_flip", applied: false },
@@ -389,7 +682,10 @@ Deno.test("one graph serves any batch size (symbolic batch) and repeats draws fr
     const rng = new Rng(18);
     const images = randomImages(rng, batch, 32, 32);
     const { params } = sampleBatch(plan, rng, batch);
-    const out = await session.run({ images: { dtype: "uint8", shape: [batch, 3, 32, 32], data: images }, params });
+    const out = await session.run({
+      images: { dtype: "uint8", shape: [batch, 3, 32, 32], data: images },
+      params,
+    });
     assertEquals(out.view1.shape, [batch, 3, 32, 32]);
     assertEquals(out.view2.shape, [batch, 3, 32, 32]);
   }
@@ -437,21 +733,35 @@ Deno.test("recipe from the config section equals the built-in ETH recipe", () =>
 
 Deno.test("bad recipes fail with the transform and the expectation named", async () => {
   const eth = ethRecipe().transforms;
-  const bad = (transforms: Recipe["transforms"]) => () => planRecipe({ name: "bad", transforms }, 32, 32);
+  const bad = (transforms: Recipe["transforms"]) => () =>
+    planRecipe({ name: "bad", transforms }, 32, 32);
   await assertThrowsMessage(bad([eth[5], eth[0]]), "transform 0 (normalize)", "must be the last");
-  await assertThrowsMessage(bad([eth[2], eth[0]]), "transform 1 (random_resized_crop)", "before colour");
+  await assertThrowsMessage(
+    bad([eth[2], eth[0]]),
+    "transform 1 (random_resized_crop)",
+    "before colour",
+  );
   await assertThrowsMessage(
     bad([eth[0], { kind: "resize", size: 40, interpolation: "bilinear" }]),
     "transform 1 (resize)",
     "only one resampling",
   );
   await assertThrowsMessage(
-    bad([{ ...eth[0], kind: "random_resized_crop", size: [24, 24], p: 0.5 } as Recipe["transforms"][0]]),
+    bad([
+      { ...eth[0], kind: "random_resized_crop", size: [24, 24], p: 0.5 } as Recipe["transforms"][0],
+    ]),
     "transform 0 (random_resized_crop), p",
     "24x24",
   );
   await assertThrowsMessage(
-    bad([{ kind: "color_jitter", brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.6, p: 1 }]),
+    bad([{
+      kind: "color_jitter",
+      brightness: 0.4,
+      contrast: 0.4,
+      saturation: 0.4,
+      hue: 0.6,
+      p: 1,
+    }]),
     "hue",
     "[0, 0.5], got 0.6",
   );
@@ -460,11 +770,18 @@ Deno.test("bad recipes fail with the transform and the expectation named", async
     "kernelSize",
     "odd positive integer, got 4",
   );
-  await assertThrowsMessage(bad([{ kind: "horizontal_flip", p: 1.5 }]), "p: expected a probability", "1.5");
+  await assertThrowsMessage(
+    bad([{ kind: "horizontal_flip", p: 1.5 }]),
+    "p: expected a probability",
+    "1.5",
+  );
   await assertThrowsMessage(
     bad([{ kind: "center_crop", size: [40, 40] }]),
     "does not fit the 32x32 image",
   );
   const plan = planRecipe(ethRecipe(), 32, 32);
-  await assertThrowsMessage(() => packBatch(plan, [[[{ kind: "normalize" }]]]), "1 draws for the 6 transforms");
+  await assertThrowsMessage(
+    () => packBatch(plan, [[[{ kind: "normalize" }]]]),
+    "1 draws for the 6 transforms",
+  );
 });

@@ -203,7 +203,7 @@ Deno.test("Conv gradients match a float64 reference on ResNet and unusual shapes
 });
 
 Deno.test("every Conv gradient strategy agrees with the float64 reference", async () => {
-  const inputStrategies: InputGradStrategy[] = ["flippedConv", "convTranspose", "pointwise"];
+  const inputStrategies: InputGradStrategy[] = ["flippedConv", "convTranspose", "pointwise", "phaseConv"];
   const weightStrategies: WeightGradStrategy[] = [
     "im2colGemm",
     "im2colNhwcGemm",
@@ -214,7 +214,18 @@ Deno.test("every Conv gradient strategy agrees with the float64 reference", asyn
     "eyeConvMatMul",
   ];
   const cases = [...RESNET_CASES, ...ODD_CASES].filter(([name]) =>
-    ["3x3 s2 p1 odd size", "1x1 s2 odd size", "dilation 2 stride 2", "asymmetric pads", "groups 2", "depthwise x2"]
+    [
+      "7x7 s2 p3 stem",
+      "3x3 s2 p1 odd size",
+      "1x1 s2 odd size",
+      "dilation 2 stride 2",
+      "asymmetric pads",
+      "groups 2",
+      "depthwise",
+      "depthwise x2",
+      "pad beyond span",
+      "rectangular kernel",
+    ]
       .includes(name)
   );
   let seed = 100;

@@ -49,10 +49,14 @@ export function augmentationGraph(plan: RecipePlan, options: AugmentGraphOptions
   const views = options.views ?? 2;
   const batch = options.batch ?? "batch";
   const names = options.outputNames ?? Array.from({ length: views }, (_, v) => `view${v + 1}`);
-  if (names.length !== views) throw new Error(`augmentationGraph: ${names.length} output names for ${views} views`);
+  if (names.length !== views) {
+    throw new Error(`augmentationGraph: ${names.length} output names for ${views} views`);
+  }
   const graph = new Graph(`augment_${plan.recipe.name}`);
   const images = graph.input("images", "uint8", [batch, 3, plan.inputHeight, plan.inputWidth]);
-  const params = plan.columns > 0 ? graph.input("params", "float32", [views, batch, plan.columns]) : null;
+  const params = plan.columns > 0
+    ? graph.input("params", "float32", [views, batch, plan.columns])
+    : null;
   const out = buildAugmentation(plan, images, params);
   for (let v = 0; v < views; v++) {
     const index = out.shape[0] === 1 ? 0 : v;
@@ -69,7 +73,9 @@ export function augmentationGraph(plan: RecipePlan, options: AugmentGraphOptions
 export function buildAugmentation(plan: RecipePlan, images: Tensor, params: Tensor | null): Tensor {
   const graph = images.graph;
   if (images.dtype !== "uint8" || images.rank !== 4 || images.shape[1] !== 3) {
-    throw new Error(`augment graph: images must be uint8 [batch, 3, H, W], got ${images.dtype} ${images.shapeText}`);
+    throw new Error(
+      `augment graph: images must be uint8 [batch, 3, H, W], got ${images.dtype} ${images.shapeText}`,
+    );
   }
   if (images.shape[2] !== plan.inputHeight || images.shape[3] !== plan.inputWidth) {
     throw new Error(
@@ -79,7 +85,9 @@ export function buildAugmentation(plan: RecipePlan, images: Tensor, params: Tens
   }
   if (plan.columns > 0 && (!params || params.rank !== 3 || params.shape[2] !== plan.columns)) {
     throw new Error(
-      `augment graph: params must be float32 [views, batch, ${plan.columns}], got ${params?.shapeText ?? "none"}`,
+      `augment graph: params must be float32 [views, batch, ${plan.columns}], got ${
+        params?.shapeText ?? "none"
+      }`,
     );
   }
   return graph.scope("augment", () => {
@@ -113,7 +121,10 @@ export function buildAugmentation(plan: RecipePlan, images: Tensor, params: Tens
         }
         case "gaussian_blur": {
           const block = blockOf(plan, k);
-          x = graph.scope("gaussian_blur", () => gaussianBlur(x, spec.kernelSize, col(block, 0), col(block, 1)));
+          x = graph.scope(
+            "gaussian_blur",
+            () => gaussianBlur(x, spec.kernelSize, col(block, 0), col(block, 1)),
+          );
           break;
         }
         case "normalize":
@@ -170,9 +181,21 @@ function axisWeights(
   const high = matrixColumn(params, offset + 3);
   const outShape = transposed ? [1, out] : [out, 1];
   const sourceShape = transposed ? [source, 1] : [1, source];
-  const outCentres = graph.constant(Array.from({ length: out }, (_, o) => o + 0.5), "float32", outShape);
-  const sourceCentres = graph.constant(Array.from({ length: source }, (_, s) => s + 0.5), "float32", sourceShape);
-  const sourceIndex = graph.constant(Array.from({ length: source }, (_, s) => s), "float32", sourceShape);
+  const outCentres = graph.constant(
+    Array.from({ length: out }, (_, o) => o + 0.5),
+    "float32",
+    outShape,
+  );
+  const sourceCentres = graph.constant(
+    Array.from({ length: source }, (_, s) => s + 0.5),
+    "float32",
+    sourceShape,
+  );
+  const sourceIndex = graph.constant(
+    Array.from({ length: source }, (_, s) => s),
+    "float32",
+    sourceShape,
+  );
   const centre = ops.add(origin, ops.mul(outCentres, step));
   const filterScale = ops.max(ops.abs(step), 1);
   const d = ops.div(ops.sub(sourceCentres, centre), filterScale);
@@ -202,11 +225,19 @@ function luma(x: Tensor): Tensor {
 }
 
 /** clamp(f·x + (1 − f)·(wc·mean(luma) + ws·luma), 0, 1). */
-function blendStage(x: Tensor, factor: Tensor, contrastWeight: Tensor, saturationWeight: Tensor): Tensor {
+function blendStage(
+  x: Tensor,
+  factor: Tensor,
+  contrastWeight: Tensor,
+  saturationWeight: Tensor,
+): Tensor {
   const gray = luma(x);
   const mean = ops.reduceMean(gray, [2, 3, 4]);
   const target = ops.add(ops.mul(contrastWeight, mean), ops.mul(saturationWeight, gray));
-  const blended = ops.add(ops.mul(factor, x), ops.mul(ops.sub(ops.scalarLike(factor, 1), factor), target));
+  const blended = ops.add(
+    ops.mul(factor, x),
+    ops.mul(ops.sub(ops.scalarLike(factor, 1), factor), target),
+  );
   return ops.clip(blended, 0, 1);
 }
 
@@ -246,13 +277,17 @@ function adjustHue(x: Tensor, shift: Tensor): Tensor {
 function gaussianBlur(x: Tensor, kernelSize: number, sigma: Tensor, on: Tensor): Tensor {
   const graph = x.graph;
   const radius = (kernelSize - 1) / 2;
+  if (radius === 0) return x;
   const [h, w] = [x.shape[3] as number, x.shape[4] as number];
   const sigma2 = ops.mul(sigma, sigma);
   const tails: Tensor[] = [];
   for (let d = 1; d <= radius; d++) {
     tails.push(ops.mul(ops.exp(ops.div(ops.scalarLike(sigma2, -0.5 * d * d), sigma2)), on));
   }
-  const total = ops.add(ops.mul(tails.length > 1 ? ops.sum(tails) : tails[0] ?? ops.mul(on, 0), 2), 1);
+  const total = ops.add(
+    ops.mul(tails.length > 1 ? ops.sum(tails) : tails[0], 2),
+    1,
+  );
   const weights = [ops.reciprocal(total), ...tails.map((t) => ops.div(t, total))];
   const padded = graph.op(
     "Pad",

@@ -59,7 +59,16 @@ export function sampleResizedCrop(
     if (0 < w && w <= width && 0 < h && h <= height) {
       const top = rng.int(height - h + 1);
       const left = rng.int(width - w + 1);
-      return { top, left, height: h, width: w, fallback: false, attempts: attempt, scale: s, logRatio };
+      return {
+        top,
+        left,
+        height: h,
+        width: w,
+        fallback: false,
+        attempts: attempt,
+        scale: s,
+        logRatio,
+      };
     }
   }
   const inRatio = width / height;
@@ -124,7 +133,9 @@ function jitterRange(x: number): [number, number] | null {
 /** torchvision `ColorJitter.get_params`: the permutation first, then each enabled factor. */
 export function sampleJitter(rng: Rng, spec: ColorJitterSpec): JitterDraw {
   const order = Array.from(rng.permutation(4));
-  const draw = (range: [number, number] | null) => (range ? rng.uniformIn(range[0], range[1]) : null);
+  const draw = (
+    range: [number, number] | null,
+  ) => (range ? rng.uniformIn(range[0], range[1]) : null);
   const brightness = draw(jitterRange(spec.brightness));
   const contrast = draw(jitterRange(spec.contrast));
   const saturation = draw(jitterRange(spec.saturation));
@@ -173,7 +184,11 @@ export function sampleView(plan: RecipePlan, rng: Rng): ViewDraws {
         return { kind: spec.kind, applied: fires(rng, spec.p) };
       case "gaussian_blur": {
         const applied = fires(rng, spec.p);
-        return { kind: spec.kind, applied, sigma: applied ? rng.uniformIn(spec.sigma[0], spec.sigma[1]) : 0 };
+        return {
+          kind: spec.kind,
+          applied,
+          sigma: applied ? rng.uniformIn(spec.sigma[0], spec.sigma[1]) : 0,
+        };
       }
       case "normalize":
         return { kind: spec.kind };
@@ -221,7 +236,9 @@ export function composeGeometry(plan: RecipePlan, draws: ViewDraws): { y: AxisMa
   for (let k = 0; k < plan.geometryEnd; k++) {
     const spec = plan.recipe.transforms[k];
     const draw = draws[k];
-    if (draw.kind !== spec.kind) throw new Error(`augment: draw ${k} is ${draw.kind}, recipe has ${spec.kind}`);
+    if (draw.kind !== spec.kind) {
+      throw new Error(`augment: draw ${k} is ${draw.kind}, recipe has ${spec.kind}`);
+    }
     switch (spec.kind) {
       case "random_resized_crop": {
         const box = (draw as { box: ResizedCropBox | null }).box;
@@ -259,7 +276,12 @@ export function composeGeometry(plan: RecipePlan, draws: ViewDraws): { y: AxisMa
         throw new Error(`augment: ${spec.kind} is not geometric`);
     }
   }
-  const map = (a: typeof y): AxisMap => ({ origin: a.origin, step: a.step, low: a.low, high: a.high });
+  const map = (a: typeof y): AxisMap => ({
+    origin: a.origin,
+    step: a.step,
+    low: a.low,
+    high: a.high,
+  });
   return { y: map(y), x: map(x) };
 }
 
@@ -268,7 +290,9 @@ export function composeGeometry(plan: RecipePlan, draws: ViewDraws): { y: AxisMa
  * f·x + (1 − f)·target (target 0, the grey mean, the grey image); the ops before the hue
  * fill stages 0–2, those after it stages 3–5; unused stages have f = 1 (an exact identity).
  */
-export function jitterStages(jitter: JitterDraw | null): { stages: number[][]; hue: number | null } {
+export function jitterStages(
+  jitter: JitterDraw | null,
+): { stages: number[][]; hue: number | null } {
   const stages = Array.from({ length: JITTER_STAGES }, () => [1, 0, 0]);
   if (!jitter) return { stages, hue: null };
   let slot = 0;
@@ -293,11 +317,16 @@ export function packView(plan: RecipePlan, draws: ViewDraws, row: Float32Array):
   }
   if (plan.hasGeometry) {
     const { y, x } = composeGeometry(plan, draws);
-    row.set([y.origin, y.step, y.low, y.high, x.origin, x.step, x.low, x.high], blockOf(plan, -1).offset);
+    row.set(
+      [y.origin, y.step, y.low, y.high, x.origin, x.step, x.low, x.high],
+      blockOf(plan, -1).offset,
+    );
   }
   plan.recipe.transforms.forEach((spec, k) => {
     const draw = draws[k];
-    if (draw.kind !== spec.kind) throw new Error(`augment: draw ${k} is ${draw.kind}, recipe has ${spec.kind}`);
+    if (draw.kind !== spec.kind) {
+      throw new Error(`augment: draw ${k} is ${draw.kind}, recipe has ${spec.kind}`);
+    }
     switch (draw.kind) {
       case "color_jitter": {
         const offset = blockOf(plan, k).offset;
@@ -333,8 +362,12 @@ export interface BatchParams {
  * data loader calling the transform twice per image does) and packs them.
  */
 export function sampleBatch(plan: RecipePlan, rng: Rng, batch: number, views = 2): BatchParams {
-  if (!(Number.isInteger(batch) && batch > 0)) throw new Error(`augment: batch must be a positive integer, got ${batch}`);
-  if (!(Number.isInteger(views) && views > 0)) throw new Error(`augment: views must be a positive integer, got ${views}`);
+  if (!(Number.isInteger(batch) && batch > 0)) {
+    throw new Error(`augment: batch must be a positive integer, got ${batch}`);
+  }
+  if (!(Number.isInteger(views) && views > 0)) {
+    throw new Error(`augment: views must be a positive integer, got ${views}`);
+  }
   const draws: ViewDraws[][] = Array.from({ length: views }, () => new Array<ViewDraws>(batch));
   for (let b = 0; b < batch; b++) {
     for (let v = 0; v < views; v++) draws[v][b] = sampleView(plan, rng);
@@ -348,7 +381,9 @@ export function packBatch(plan: RecipePlan, draws: ViewDraws[][]): HostTensor {
   const batch = draws[0]?.length ?? 0;
   const data = new Float32Array(views * batch * plan.columns);
   for (let v = 0; v < views; v++) {
-    if (draws[v].length !== batch) throw new Error(`augment: view ${v} has ${draws[v].length} samples, view 0 ${batch}`);
+    if (draws[v].length !== batch) {
+      throw new Error(`augment: view ${v} has ${draws[v].length} samples, view 0 ${batch}`);
+    }
     for (let b = 0; b < batch; b++) {
       const start = (v * batch + b) * plan.columns;
       packView(plan, draws[v][b], data.subarray(start, start + plan.columns));
@@ -368,4 +403,3 @@ export function sampleRecipeBatch(
 ): BatchParams {
   return sampleBatch(planRecipe(recipe, height, width), rng, batch, views);
 }
-

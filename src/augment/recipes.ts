@@ -334,7 +334,11 @@ export function isGeometric(kind: TransformKind): boolean {
 }
 
 /** Output size of torchvision `Resize(size)` for an image of [height, width]. */
-export function resizedSize(size: number | [number, number], height: number, width: number): [number, number] {
+export function resizedSize(
+  size: number | [number, number],
+  height: number,
+  width: number,
+): [number, number] {
   if (Array.isArray(size)) return [size[0], size[1]];
   const shortSide = Math.min(height, width);
   const longSide = Math.max(height, width);
@@ -350,7 +354,9 @@ export function planRecipe(recipe: Recipe, height: number, width: number): Recip
   const where = (k: number, key?: string) =>
     `recipe ${recipe.name}: transform ${k} (${recipe.transforms[k].kind})${key ? `, ${key}` : ""}`;
   if (!(Number.isInteger(height) && height > 0 && Number.isInteger(width) && width > 0)) {
-    throw new Error(`recipe ${recipe.name}: image size ${height}x${width} must be positive integers`);
+    throw new Error(
+      `recipe ${recipe.name}: image size ${height}x${width} must be positive integers`,
+    );
   }
   let h = height;
   let w = width;
@@ -368,7 +374,9 @@ export function planRecipe(recipe: Recipe, height: number, width: number): Recip
     if (isGeometric(spec.kind)) {
       if (seenColour) {
         throw new Error(
-          `${where(k)}: geometric transforms must come before colour transforms (the graph resamples once, first)`,
+          `${
+            where(k)
+          }: geometric transforms must come before colour transforms (the graph resamples once, first)`,
         );
       }
       geometryEnd = k + 1;
@@ -384,7 +392,9 @@ export function planRecipe(recipe: Recipe, height: number, width: number): Recip
         checkInterpolation(spec.interpolation, where(k, "interpolation"));
         if (spec.p < 1 && (spec.size[0] !== h || spec.size[1] !== w)) {
           throw new Error(
-            `${where(k, "p")}: p ${spec.p} < 1 needs the image to have the crop size ${spec.size.join("x")} ` +
+            `${where(k, "p")}: p ${spec.p} < 1 needs the image to have the crop size ${
+              spec.size.join("x")
+            } ` +
               `already (it is ${h}x${w} here)`,
           );
         }
@@ -422,7 +432,9 @@ export function planRecipe(recipe: Recipe, height: number, width: number): Recip
       case "center_crop":
         checkSize(spec.size, where(k, "size"));
         if (spec.size[0] > h || spec.size[1] > w) {
-          throw new Error(`${where(k, "size")}: crop ${spec.size.join("x")} does not fit the ${h}x${w} image`);
+          throw new Error(
+            `${where(k, "size")}: crop ${spec.size.join("x")} does not fit the ${h}x${w} image`,
+          );
         }
         [h, w] = spec.size;
         break;
@@ -447,12 +459,18 @@ export function planRecipe(recipe: Recipe, height: number, width: number): Recip
         break;
       case "gaussian_blur": {
         const r = (spec.kernelSize - 1) / 2;
-        if (!(Number.isInteger(spec.kernelSize) && spec.kernelSize > 0 && spec.kernelSize % 2 === 1)) {
-          throw new Error(`${where(k, "kernelSize")}: expected an odd positive integer, got ${spec.kernelSize}`);
+        if (
+          !(Number.isInteger(spec.kernelSize) && spec.kernelSize > 0 && spec.kernelSize % 2 === 1)
+        ) {
+          throw new Error(
+            `${where(k, "kernelSize")}: expected an odd positive integer, got ${spec.kernelSize}`,
+          );
         }
         if (r >= h || r >= w) {
           throw new Error(
-            `${where(k, "kernelSize")}: kernel ${spec.kernelSize} needs reflect padding ${r} < image size ${h}x${w}`,
+            `${
+              where(k, "kernelSize")
+            }: kernel ${spec.kernelSize} needs reflect padding ${r} < image size ${h}x${w}`,
           );
         }
         checkRange(spec.sigma, 0, Infinity, where(k, "sigma"), true);
@@ -465,12 +483,16 @@ export function planRecipe(recipe: Recipe, height: number, width: number): Recip
           if (!Number.isFinite(spec.mean[c])) {
             throw new Error(`${where(k, "mean")}: expected 3 finite numbers, got ${spec.mean}`);
           }
-          if (!(spec.std[c] > 0)) throw new Error(`${where(k, "std")}: expected 3 numbers > 0, got ${spec.std}`);
+          if (!(spec.std[c] > 0)) {
+            throw new Error(`${where(k, "std")}: expected 3 numbers > 0, got ${spec.std}`);
+          }
         }
         break;
       default:
         throw new Error(
-          `recipe ${recipe.name}: transform ${k} has unknown kind ${(spec as { kind: string }).kind}`,
+          `recipe ${recipe.name}: transform ${k} has unknown kind ${
+            (spec as { kind: string }).kind
+          }`,
         );
     }
   });
@@ -499,13 +521,17 @@ export function planRecipe(recipe: Recipe, height: number, width: number): Recip
 /** The column block of transform `k` of a plan (−1: geometry). */
 export function blockOf(plan: RecipePlan, k: number): ColumnBlock {
   const block = plan.blocks.find((b) => b.transform === k);
-  if (!block) throw new Error(`recipe ${plan.recipe.name}: transform ${k} has no parameter columns`);
+  if (!block) {
+    throw new Error(`recipe ${plan.recipe.name}: transform ${k} has no parameter columns`);
+  }
   return block;
 }
 
 function noSecondResampling(resized: boolean, padded: boolean, where: string): void {
   if (resized) {
-    throw new Error(`${where}: only one resampling (random_resized_crop or resize) per recipe is supported`);
+    throw new Error(
+      `${where}: only one resampling (random_resized_crop or resize) per recipe is supported`,
+    );
   }
   if (padded) {
     throw new Error(`${where}: resampling after a padded random_crop is not supported`);
@@ -513,19 +539,29 @@ function noSecondResampling(resized: boolean, padded: boolean, where: string): v
 }
 
 function checkSize(size: [number, number], where: string): void {
-  if (!(Array.isArray(size) && size.length === 2 && size.every((d) => Number.isInteger(d) && d > 0))) {
-    throw new Error(`${where}: expected [height, width] of positive integers, got ${JSON.stringify(size)}`);
+  if (
+    !(Array.isArray(size) && size.length === 2 && size.every((d) => Number.isInteger(d) && d > 0))
+  ) {
+    throw new Error(
+      `${where}: expected [height, width] of positive integers, got ${JSON.stringify(size)}`,
+    );
   }
 }
 
-function checkRange(range: [number, number], low: number, high: number, where: string, openLow: boolean): void {
+function checkRange(
+  range: [number, number],
+  low: number,
+  high: number,
+  where: string,
+  openLow: boolean,
+): void {
   const ok = Array.isArray(range) && range.length === 2 && range[0] <= range[1] &&
     (openLow ? range[0] > low : range[0] >= low) && range[1] <= high;
   if (!ok) {
     throw new Error(
-      `${where}: expected [min, max] with ${low} ${openLow ? "<" : "<="} min <= max <= ${high}, got ${
-        JSON.stringify(range)
-      }`,
+      `${where}: expected [min, max] with ${low} ${
+        openLow ? "<" : "<="
+      } min <= max <= ${high}, got ${JSON.stringify(range)}`,
     );
   }
 }

@@ -30,7 +30,13 @@ function blank(height: number, width: number): RefImage {
 }
 
 /** Crop [top, top+height) × [left, left+width); pixels outside the image are 0. */
-export function crop(img: RefImage, top: number, left: number, height: number, width: number): RefImage {
+export function crop(
+  img: RefImage,
+  top: number,
+  left: number,
+  height: number,
+  width: number,
+): RefImage {
   const out = blank(height, width);
   for (let c = 0; c < 3; c++) {
     for (let y = 0; y < height; y++) {
@@ -73,14 +79,19 @@ function coefficients(inSize: number, outSize: number, interpolation: Interpolat
       weights.push(wgt);
       total += wgt;
     }
-    if (total !== 0) for (let x = 0; x < weights.length; x++) weights[x] /= total;
+    if (total !== 0) { for (let x = 0; x < weights.length; x++) weights[x] /= total; }
     result.push({ start: xmin, weights });
   }
   return result;
 }
 
 /** PIL `Image.resize` in float: horizontal pass, clamp, vertical pass, clamp. */
-export function resize(img: RefImage, height: number, width: number, interpolation: Interpolation): RefImage {
+export function resize(
+  img: RefImage,
+  height: number,
+  width: number,
+  interpolation: Interpolation,
+): RefImage {
   const mid = blank(img.height, width);
   const horizontal = coefficients(img.width, width, interpolation);
   for (let c = 0; c < 3; c++) {
@@ -101,7 +112,9 @@ export function resize(img: RefImage, height: number, width: number, interpolati
       const { start, weights } = vertical[y];
       for (let x = 0; x < width; x++) {
         let acc = 0;
-        for (let t = 0; t < weights.length; t++) acc += weights[t] * mid.data[(c * img.height + start + t) * width + x];
+        for (let t = 0; t < weights.length; t++) {
+          acc += weights[t] * mid.data[(c * img.height + start + t) * width + x];
+        }
         out.data[(c * height + y) * width + x] = clamp01(acc);
       }
     }
@@ -116,7 +129,8 @@ export function hflip(img: RefImage): RefImage {
   for (let c = 0; c < 3; c++) {
     for (let y = 0; y < height; y++) {
       for (let x = 0; x < width; x++) {
-        out.data[(c * height + y) * width + x] = img.data[(c * height + y) * width + (width - 1 - x)];
+        out.data[(c * height + y) * width + x] =
+          img.data[(c * height + y) * width + (width - 1 - x)];
       }
     }
   }
@@ -169,7 +183,9 @@ export function adjustSaturation(img: RefImage, factor: number): RefImage {
 
 /** torchvision `adjust_hue` (via `_rgb2hsv` and `_hsv2rgb`). */
 export function adjustHue(img: RefImage, shift: number): RefImage {
-  if (!(shift >= -0.5 && shift <= 0.5)) throw new Error(`reference: hue shift ${shift} is not in [-0.5, 0.5]`);
+  if (!(shift >= -0.5 && shift <= 0.5)) {
+    throw new Error(`reference: hue shift ${shift} is not in [-0.5, 0.5]`);
+  }
   const out = blank(img.height, img.width);
   const n = img.height * img.width;
   for (let i = 0; i < n; i++) {
@@ -227,7 +243,10 @@ export function grayscale(img: RefImage): RefImage {
 /** torchvision `gaussian_blur`: 2-D kernel outer(k1d, k1d), reflect padding, per channel. */
 export function gaussianBlur(img: RefImage, kernelSize: number, sigma: number): RefImage {
   const half = (kernelSize - 1) / 2;
-  const pdf = Array.from({ length: kernelSize }, (_, t) => Math.exp(-0.5 * ((t - half) / sigma) ** 2));
+  const pdf = Array.from(
+    { length: kernelSize },
+    (_, t) => Math.exp(-0.5 * ((t - half) / sigma) ** 2),
+  );
   const sum = pdf.reduce((s, v) => s + v, 0);
   const k1 = pdf.map((v) => v / sum);
   const { height, width } = img;
@@ -252,7 +271,11 @@ export function gaussianBlur(img: RefImage, kernelSize: number, sigma: number): 
 }
 
 /** (x − mean[c]) / std[c]. */
-export function normalize(img: RefImage, mean: readonly number[], std: readonly number[]): RefImage {
+export function normalize(
+  img: RefImage,
+  mean: readonly number[],
+  std: readonly number[],
+): RefImage {
   const out = blank(img.height, img.width);
   const n = img.height * img.width;
   for (let c = 0; c < 3; c++) {
@@ -281,10 +304,14 @@ export function referenceView(recipe: Recipe, image: RefImage, draws: ViewDraws)
   let img = image;
   recipe.transforms.forEach((spec, k) => {
     const draw = draws[k];
-    if (draw.kind !== spec.kind) throw new Error(`reference: draw ${k} is ${draw.kind}, recipe has ${spec.kind}`);
+    if (draw.kind !== spec.kind) {
+      throw new Error(`reference: draw ${k} is ${draw.kind}, recipe has ${spec.kind}`);
+    }
     switch (spec.kind) {
       case "random_resized_crop": {
-        const box = (draw as { box: { top: number; left: number; height: number; width: number } | null }).box;
+        const box =
+          (draw as { box: { top: number; left: number; height: number; width: number } | null })
+            .box;
         if (box) {
           img = crop(img, box.top, box.left, box.height, box.width);
           img = resize(img, spec.size[0], spec.size[1], spec.interpolation);

@@ -46,9 +46,14 @@ export class Augmenter {
     if (images.length !== batch * 3 * h * w) {
       throw new Error(`Augmenter.run: ${images.length} bytes for ${batch} images of 3x${h}x${w}`);
     }
-    if (params.shape[0] !== this.views || params.shape[1] !== batch || params.shape[2] !== this.plan.columns) {
+    if (
+      params.shape[0] !== this.views || params.shape[1] !== batch ||
+      params.shape[2] !== this.plan.columns
+    ) {
       throw new Error(
-        `Augmenter.run: params [${params.shape.join(", ")}], expected [${this.views}, ${batch}, ${this.plan.columns}]`,
+        `Augmenter.run: params [${
+          params.shape.join(", ")
+        }], expected [${this.views}, ${batch}, ${this.plan.columns}]`,
       );
     }
     const feeds: Record<string, HostTensor> = {
@@ -60,7 +65,11 @@ export class Augmenter {
   }
 
   /** Draws parameters from `rng` and runs the graph. */
-  async augment(images: Uint8Array, batch: number, rng: Rng): Promise<{ views: HostTensor[]; params: BatchParams }> {
+  async augment(
+    images: Uint8Array,
+    batch: number,
+    rng: Rng,
+  ): Promise<{ views: HostTensor[]; params: BatchParams }> {
     const params = this.sample(rng, batch);
     return { views: await this.run(images, batch, params.params), params };
   }

@@ -5,6 +5,7 @@ import { NotImplementedError, UsageError } from "./errors.ts";
 import { quickstartCommand } from "./quickstart.ts";
 import { exportGraphsCommand } from "./export_graphs.ts";
 import { dataCommand } from "./data.ts";
+import { benchCommand } from "./bench.ts";
 import { planCommand } from "./plan.ts";
 
 /** One option of a command. */
@@ -28,6 +29,8 @@ export interface Command {
   summary: string;
   usage?: string;
   options?: Record<string, CommandOption>;
+  /** Hand the raw arguments to `run` as positionals (the command parses its own flags). */
+  passThrough?: boolean;
   run(args: CommandArgs): Promise<number | void>;
 }
 
@@ -57,6 +60,6 @@ export const COMMANDS: Command[] = [
   exportGraphsCommand,
   planCommand,
   dataCommand,
-  notYet("bench", "time the training step, optionally against PyTorch", 6),
+  benchCommand,
   notYet("analyse", "summarise experiment logs (mean ± std over seeds/splits)", 8),
 ];

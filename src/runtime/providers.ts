@@ -37,9 +37,13 @@ function exists(path: string): boolean {
   }
 }
 
-/** Throws {@link DeviceUnavailableError} naming the missing CUDA provider file. */
-export function checkCudaProvider(): void {
-  const dir = ortNativeDir();
+/** Paths of the CUDA provider files in `dir` (default: beside libonnxruntime.so.1). */
+export function cudaProviderPaths(dir: string = ortNativeDir()): string[] {
+  return CUDA_PROVIDER_FILES.map((file) => join(dir, file));
+}
+
+/** Throws {@link DeviceUnavailableError} naming the missing CUDA provider file (in `dir`, default {@link ortNativeDir}). */
+export function checkCudaProvider(dir: string = ortNativeDir()): void {
   for (const file of CUDA_PROVIDER_FILES) {
     const path = join(dir, file);
     if (!exists(path)) {

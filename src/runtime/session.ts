@@ -5,6 +5,12 @@ import * as ort from "onnxruntime-node";
 import type { DType } from "../onnx/dtype.ts";
 import { encodeModel, type Graph } from "../onnx/mod.ts";
 import { checkCudaProvider } from "./providers.ts";
+import {
+  type ArenaExtendStrategy,
+  assertCudaOptionsApplicable,
+  type CudnnConvAlgoSearch,
+  ortSessionOptions,
+} from "./session_options.ts";
 import type { HostTensor } from "./host_tensor.ts";
 
 /** Where a session runs. */
@@ -19,8 +25,29 @@ export interface SessionOptions {
   deviceId?: number;
   /** Graph optimization level (default "all"). */
   optimization?: "disabled" | "basic" | "extended" | "all";
-  /** Extra CUDA provider options (cudnn_conv_algo_search, use_tf32, ...). */
+  /**
+   * Extra CUDA provider options by ORT name. onnxruntime-node 1.29.0 passes
+   * none of them on, so any key makes {@link Session.create} throw.
+   */
   cudaOptions?: Record<string, string | number | boolean>;
+  /**
+   * CPU memory arena (ORT's enableCpuMemArena; default true). Off trades
+   * speed for a smaller resident size.
+   */
+  memoryArena?: boolean;
+  /**
+   * CUDA provider options, ORT's defaults when absent (EXHAUSTIVE, TF32 on,
+   * NCHW, kNextPowerOfTwo); which values are fastest is to be measured on a
+   * GPU. onnxruntime-node 1.29.0 forwards only deviceId to the CUDA provider,
+   * so a value other than the default throws (see session_options.ts).
+   */
+  cudnnConvAlgoSearch?: CudnnConvAlgoSearch;
+  /** Allow TF32 math in cuBLAS/cuDNN on Ampere and newer (CUDA; ORT default true). */
+  useTf32?: boolean;
+  /** Prefer NHWC kernels where the CUDA provider has them (ORT default false). */
+  preferNhwc?: boolean;
+  /** How the CUDA memory arena grows (ORT default "kNextPowerOfTwo"). */
+  arenaExtendStrategy?: ArenaExtendStrategy;
 }
 
 const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
@@ -56,20 +83,11 @@ export class Session {
   static async create(model: Graph | Uint8Array, options: SessionOptions = {}): Promise<Session> {
     const device = options.device ?? "cpu";
     const bytes = model instanceof Uint8Array ? model : encodeModel(model, { omitValueInfo: true });
-    const sessionOptions: ort.InferenceSession.SessionOptions = {
-      graphOptimizationLevel: options.optimization ?? "all",
-      intraOpNumThreads: options.threads ?? 0,
-      interOpNumThreads: 1,
-      executionMode: "sequential",
-      executionProviders: ["cpu"],
-    };
     if (device === "cuda") {
       checkCudaProvider();
-      sessionOptions.executionProviders = [
-        { name: "cuda", deviceId: options.deviceId ?? 0, ...(options.cudaOptions ?? {}) } as never,
-        "cpu",
-      ];
+      assertCudaOptionsApplicable(options);
     }
+    const sessionOptions = ortSessionOptions({ ...options, device });
     const inner = await ort.InferenceSession.create(bytes, sessionOptions);
     return new Session(inner, inner.inputNames, inner.outputNames, device);
   }

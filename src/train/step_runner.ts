@@ -15,13 +15,18 @@ export interface StepResult {
 
 /** Runs a fused step session repeatedly, carrying its state on the host. */
 export class StepRunner {
-  readonly values = new Map<string, HostTensor>();
-
   /**
    * `initial` holds parameters and buffers by input name; optimizer state
-   * missing from it starts at zero.
+   * missing from it starts at zero. The map is used (and updated) in place, so
+   * two runners built on one map (e.g. a full-batch and a last-partial-batch
+   * step) share their state.
    */
-  constructor(readonly session: Session, readonly layout: FusedStepLayout, initial: Map<string, HostTensor>) {
+  constructor(
+    readonly session: Session,
+    readonly layout: FusedStepLayout,
+    readonly values: Map<string, HostTensor>,
+  ) {
+    const initial = new Map(values);
     for (const c of layout.carried) {
       const given = initial.get(c.input);
       if (given) {

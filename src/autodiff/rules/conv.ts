@@ -26,7 +26,7 @@ export interface Conv2dGeometry {
 }
 
 /** Ways to compute the input gradient. */
-export type InputGradStrategy = "convTranspose" | "flippedConv" | "pointwise";
+export type InputGradStrategy = "convTranspose" | "flippedConv" | "pointwise" | "phaseConv";
 
 /** Ways to compute the weight gradient. */
 export type WeightGradStrategy =
@@ -184,6 +184,8 @@ function padOrCrop(t: Tensor, pads: number[]): Tensor {
  *   group-transposed, spatially flipped weight.
  * - `pointwise` (1×1 kernels, no padding): a 1×1 Conv at the output
  *   resolution, then zero-inserted to the input resolution.
+ * - `phaseConv`: one stride-1 Conv of dy computing every stride phase of dx
+ *   as its own output channels, then interleaved (a depth-to-space).
  */
 export function convInputGrad(dy: Tensor, w: Tensor, geo: Conv2dGeometry, strategy: InputGradStrategy): Tensor {
   const [sh, sw] = geo.strides;
@@ -215,6 +217,8 @@ export function convInputGrad(dy: Tensor, w: Tensor, geo: Conv2dGeometry, strate
       const pads = [...begin, ...end].map((p) => Math.max(p, 0));
       return ops.conv(source, wf, null, { dilations: geo.dilations, pads, group });
     }
+    case "phaseConv":
+      return phaseConvInputGrad(dy, w, geo);
     case "pointwise": {
       if (geo.kernel[0] !== 1 || geo.kernel[1] !== 1 || geo.pads.some((p) => p !== 0)) {
         throw new Error(`convInputGrad: strategy pointwise needs a 1x1 kernel without pads`);
@@ -224,6 +228,82 @@ export function convInputGrad(dy: Tensor, w: Tensor, geo: Conv2dGeometry, strate
       return padOrCrop(up, [0, 0, h - oh * sh, wd - ow * sw]);
     }
   }
+}
+
+/**
+ * The phase decomposition of a transposed convolution along one axis: the
+ * input position h = q·s + r receives dy[q + e] · w[i] for each tap i with
+ * r + pad − i·d = e·s. All phases share one kernel of `size` slots, tap i of
+ * phase r sitting in slot `slot[r][i]` (−1: not in this phase), read with
+ * `pad` leading pads.
+ */
+interface PhasePlan {
+  stride: number;
+  pad: number;
+  size: number;
+  slot: number[][];
+}
+
+function phasePlan(geo: Conv2dGeometry, axis: 0 | 1): PhasePlan {
+  const s = geo.strides[axis];
+  const d = geo.dilations[axis];
+  const p = geo.pads[axis];
+  const offsets: number[][] = [];
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let r = 0; r < s; r++) {
+    offsets.push([]);
+    for (let i = 0; i < geo.kernel[axis]; i++) {
+      const shifted = r + p - i * d;
+      const e = ((shifted % s) + s) % s === 0 ? shifted / s : NaN;
+      offsets[r].push(e);
+      if (!Number.isNaN(e)) [lo, hi] = [Math.min(lo, e), Math.max(hi, e)];
+    }
+  }
+  return {
+    stride: s,
+    pad: -lo,
+    size: hi - lo + 1,
+    slot: offsets.map((row) => row.map((e) => (Number.isNaN(e) ? -1 : e - lo))),
+  };
+}
+
+function phaseConvInputGrad(dy: Tensor, w: Tensor, geo: Conv2dGeometry): Tensor {
+  const plans = [phasePlan(geo, 0), phasePlan(geo, 1)];
+  const [kh, kw] = geo.kernel;
+  const [mh, mw] = [plans[0].size, plans[1].size];
+  const phases = plans[0].stride * plans[1].stride;
+  const c = geo.inChannels;
+  const perGroupOut = geo.outChannels / geo.group;
+  // Scatter the kh·kw taps of each phase into its mh·mw kernel by a constant 0/1 matrix.
+  const select = new Array(kh * kw * phases * mh * mw).fill(0);
+  for (let rh = 0; rh < plans[0].stride; rh++) {
+    for (let rw = 0; rw < plans[1].stride; rw++) {
+      for (let i = 0; i < kh; i++) {
+        for (let j = 0; j < kw; j++) {
+          const [sh, sw] = [plans[0].slot[rh][i], plans[1].slot[rw][j]];
+          if (sh < 0 || sw < 0) continue;
+          const column = ((rh * plans[1].stride + rw) * mh + sh) * mw + sw;
+          select[(i * kw + j) * phases * mh * mw + column] = 1;
+        }
+      }
+    }
+  }
+  const selection = w.graph.constant(select, w.dtype, [kh * kw, phases * mh * mw]);
+  const taps = ops.reshape(transposeGroups(w, geo), [c, perGroupOut, kh * kw]);
+  const spread = ops.reshape(ops.matmul(taps, selection), [c, perGroupOut, phases, mh * mw]);
+  const kernel = ops.reshape(ops.transpose(spread, [0, 2, 1, 3]), [c * phases, perGroupOut, mh, mw]);
+  const q = [0, 1].map((a) => Math.ceil(geo.inSize[a] / plans[a].stride));
+  const begin = plans.map((plan) => plan.pad);
+  const end = [0, 1].map((a) => q[a] - geo.outSize[a] - plans[a].pad + plans[a].size - 1);
+  const bounds = [...begin, ...end];
+  const source = bounds.some((b) => b < 0) ? padOrCrop(dy, bounds.map((b) => Math.min(b, 0))) : dy;
+  const perPhase = ops.conv(source, kernel, null, { pads: bounds.map((b) => Math.max(b, 0)), group: geo.group });
+  const [s0, s1] = [plans[0].stride, plans[1].stride];
+  const split = ops.reshape(perPhase, [0, c, s0, s1, q[0], q[1]]);
+  const interleaved = ops.reshape(ops.transpose(split, [0, 1, 4, 2, 5, 3]), [0, c, q[0] * s0, q[1] * s1]);
+  const extra = [q[0] * s0 - geo.inSize[0], q[1] * s1 - geo.inSize[1]];
+  return extra.some((e) => e > 0) ? padOrCrop(interleaved, [0, 0, -extra[0], -extra[1]]) : interleaved;
 }
 
 /**

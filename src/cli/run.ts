@@ -1,0 +1,35 @@
+/** `run <config.yaml>`: a whole experiment (pretrain, evaluate, log), resumable. */
+import { loadConfig } from "../config/mod.ts";
+import { resolveDevice } from "../runtime/device.ts";
+import { runExperiment } from "../train/runner.ts";
+import { type Command, numberOption } from "./commands.ts";
+import { UsageError } from "./errors.ts";
+import { configOverrideOptions, overridesFromArgs } from "./overrides.ts";
+
+/** The run command. */
+export const runCommand: Command = {
+  name: "run",
+  summary: "run an experiment from a YAML config (ours or the ETH format): pretrain, evaluate, log",
+  usage: "<config.yaml> [--resume] [--set key=value ...] [--epochs N] [--device cpu|cuda|auto] [--data-dir D]",
+  options: {
+    resume: { type: "boolean", description: "continue from the run's last checkpoint" },
+    threads: { type: "string", description: "CPU threads for ONNX Runtime (0: one per core)", default: "0" },
+    ...configOverrideOptions,
+  },
+  async run(args) {
+    const path = args.positionals[0];
+    if (!path) throw new UsageError("run: give a config file, e.g. `run config/quickstart.yaml`");
+    const loaded = await loadConfig(path, overridesFromArgs(args));
+    const { device, reason } = await resolveDevice(loaded.config.device);
+    if (reason) console.error(reason);
+    const log = await runExperiment(loaded, {
+      resume: Boolean(args.values.resume),
+      session: { device, threads: numberOption(args, "threads") },
+    });
+    console.log(`${log.experiment}: ${log.status}; log written to ${loaded.config.output.log_dir}/${log.experiment}.json`);
+    if (log.model_scores.length > 0) {
+      console.log(`test accuracy per evaluation: ${log.model_scores.map((s) => (100 * s).toFixed(2) + " %").join(", ")}`);
+    }
+    return log.status === "finished" ? 0 : 130;
+  },
+};

@@ -1,0 +1,84 @@
+/**
+ * The data sets of an experiment, read as its config names them: the
+ * pretraining set (a split of the training set when one is given), the probe's
+ * train/val sets, the few-shot set and the test set.
+ */
+import { join } from "node:path";
+import type { ExperimentConfig } from "../config/mod.ts";
+import { loadCifar } from "../data/cifar.ts";
+import { cachedDataset } from "../data/cache.ts";
+import { checkDataset, type ImageDataset, subsetDataset } from "../data/dataset.ts";
+import { loadImageFolder, loadImageList } from "../data/image_folder.ts";
+import { readIndexNpy } from "../data/npy.ts";
+
+/** Every data set a run may need (null where the config names none). */
+export interface ExperimentData {
+  /** Images the encoder is pretrained on. */
+  pretrain: ImageDataset;
+  /** Training set of the linear probe (the whole training set unless a split is named). */
+  train: ImageDataset;
+  val: ImageDataset | null;
+  fewShot: ImageDataset | null;
+  test: ImageDataset;
+  /** Number of classes. */
+  classes: number;
+}
+
+async function split(base: ImageDataset, dir: string, file: string | null): Promise<ImageDataset | null> {
+  if (file === null) return null;
+  const path = join(dir, file);
+  return subsetDataset(base, await readIndexNpy(path, base.count), path);
+}
+
+async function listSet(config: ExperimentConfig, file: string | null): Promise<ImageDataset | null> {
+  if (file === null) return null;
+  const { data } = config;
+  const path = join(data.dir, file);
+  const options = {
+    resize: data.eval_resize ?? data.image_size,
+    crop: data.image_size,
+    classCount: data.num_classes ?? undefined,
+  };
+  const key = JSON.stringify({ path, ...options });
+  return await cachedDataset(`${path}.cache`, key, () => loadImageList(path, data.dir, options));
+}
+
+/** Reads the data sets of a config (CIFAR, image folders or list files). */
+export async function loadExperimentData(config: ExperimentConfig): Promise<ExperimentData> {
+  const { data } = config;
+  let trainAll: ImageDataset;
+  let test: ImageDataset;
+  if (data.dataset === "cifar10" || data.dataset === "cifar100") {
+    trainAll = await loadCifar({ dataset: data.dataset, split: "train", dir: data.dir });
+    test = await loadCifar({ dataset: data.dataset, split: "test", dir: data.dir });
+  } else if (data.dataset === "imagefolder") {
+    const options = { resize: data.eval_resize ?? data.image_size, crop: data.image_size };
+    const load = (part: string) => {
+      const root = join(data.dir, part);
+      return cachedDataset(`${root}.cache`, JSON.stringify({ root, ...options }), () => loadImageFolder(root, options));
+    };
+    trainAll = await load("train");
+    test = await load(data.test_split ?? "test");
+  } else {
+    trainAll = (await listSet(config, data.pretrain_split))!;
+    test = (await listSet(config, data.test_split))!;
+    const train = (await listSet(config, data.train_split)) ?? trainAll;
+    return {
+      pretrain: trainAll,
+      train,
+      val: await listSet(config, data.val_split),
+      fewShot: await listSet(config, data.few_shot_split),
+      test,
+      classes: data.num_classes ?? train.classes.length,
+    };
+  }
+  checkDataset(trainAll);
+  return {
+    pretrain: (await split(trainAll, data.dir, data.pretrain_split)) ?? trainAll,
+    train: (await split(trainAll, data.dir, data.train_split)) ?? trainAll,
+    val: await split(trainAll, data.dir, data.val_split),
+    fewShot: await split(trainAll, data.dir, data.few_shot_split),
+    test,
+    classes: data.num_classes ?? trainAll.classes.length,
+  };
+}

@@ -1,0 +1,73 @@
+/**
+ * What a run carries across a crash: tensors (parameters, BN buffers,
+ * optimizer state, SDCLR masks) and progress (epoch, step, history, μ state)
+ * in one safetensors checkpoint, written atomically.
+ */
+import { loadCheckpoint, saveCheckpoint } from "../artifacts/checkpoint.ts";
+import type { HostTensor } from "../runtime/host_tensor.ts";
+import type { MuScheduleState } from "../schedules/mod.ts";
+
+/** One finished epoch. */
+export interface EpochRecord {
+  epoch: number;
+  loss: number;
+  mu: number | null;
+  lr: number;
+  viewsPerSecond: number;
+  seconds: number;
+  /** Extra per-epoch diagnostics (SDCLR mask sparsity, loss shares...). */
+  diagnostics?: Record<string, unknown>;
+}
+
+/** One evaluation of the encoder. */
+export interface EvaluationRecord {
+  epoch: number;
+  /** Headline test accuracy in [0, 1] (the ETH `model_scores` entry). */
+  accuracy: number;
+  details: Record<string, unknown>;
+}
+
+/** Progress of a run, saved with its tensors. */
+export interface RunProgress {
+  /** Epoch in progress (0-based); `stepInEpoch` steps of it are done. */
+  epoch: number;
+  stepInEpoch: number;
+  /** Loss sum and step count of the epoch in progress. */
+  epochLossSum: number;
+  epochSteps: number;
+  /** μ and learning rate of the epoch's first step (what the log records for the epoch). */
+  epochMu: number | null;
+  epochLr: number;
+  /** Optimizer updates done over the whole run. */
+  globalStep: number;
+  history: EpochRecord[];
+  evaluations: EvaluationRecord[];
+  mu: MuScheduleState | null;
+  /** Hash of the config the run was started with; a resume with another config is refused. */
+  configHash: string;
+  /** Seconds spent in earlier sessions of this run. */
+  elapsedSeconds: number;
+}
+
+const PROGRESS_KEY = "run_progress";
+
+/** Saves tensors and progress atomically (temp file + rename). */
+export async function saveRunCheckpoint(
+  path: string,
+  tensors: Map<string, HostTensor>,
+  progress: RunProgress,
+): Promise<void> {
+  await saveCheckpoint(path, { tensors: Object.fromEntries(tensors), meta: { [PROGRESS_KEY]: progress } });
+}
+
+/** Loads a run checkpoint; the error names the file when it is missing or damaged. */
+export async function loadRunCheckpoint(
+  path: string,
+): Promise<{ tensors: Map<string, HostTensor>; progress: RunProgress }> {
+  const checkpoint = await loadCheckpoint(path);
+  const progress = checkpoint.meta[PROGRESS_KEY] as RunProgress | undefined;
+  if (!progress || typeof progress.epoch !== "number") {
+    throw new Error(`${path}: not a run checkpoint (no ${PROGRESS_KEY} metadata)`);
+  }
+  return { tensors: new Map(Object.entries(checkpoint.tensors)), progress };
+}
