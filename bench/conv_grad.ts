@@ -12,13 +12,13 @@ import { Session } from "../src/runtime/session.ts";
 import type { HostTensor } from "../src/runtime/host_tensor.ts";
 import { Rng } from "../src/util/rng.ts";
 import {
-  type Conv2dGeometry,
-  conv2dGeometry,
   chooseInputGradStrategy,
   chooseWeightGradStrategy,
+  type Conv2dGeometry,
+  conv2dGeometry,
   convInputGrad,
-  type InputGradStrategy,
   convWeightGrad,
+  type InputGradStrategy,
   type WeightGradStrategy,
 } from "../src/autodiff/rules/conv.ts";
 
@@ -35,22 +35,108 @@ interface BenchCase {
 }
 
 const CASES: BenchCase[] = [
-  { name: "ref 64x128->128 16x16 3x3", n: 64, c: 128, k: 128, size: 16, kernel: 3, stride: 1, pad: 1 },
+  {
+    name: "ref 64x128->128 16x16 3x3",
+    n: 64,
+    c: 128,
+    k: 128,
+    size: 16,
+    kernel: 3,
+    stride: 1,
+    pad: 1,
+  },
   { name: "r18c stem 3->64 32x32 3x3", n: 32, c: 3, k: 64, size: 32, kernel: 3, stride: 1, pad: 1 },
   { name: "r18c 64->64 32x32 3x3", n: 32, c: 64, k: 64, size: 32, kernel: 3, stride: 1, pad: 1 },
-  { name: "r18c 64->128 32x32 3x3 s2", n: 32, c: 64, k: 128, size: 32, kernel: 3, stride: 2, pad: 1 },
-  { name: "r18c 64->128 32x32 1x1 s2", n: 32, c: 64, k: 128, size: 32, kernel: 1, stride: 2, pad: 0 },
-  { name: "r18c 128->128 16x16 3x3", n: 32, c: 128, k: 128, size: 16, kernel: 3, stride: 1, pad: 1 },
-  { name: "r18c 128->256 16x16 3x3 s2", n: 32, c: 128, k: 256, size: 16, kernel: 3, stride: 2, pad: 1 },
-  { name: "r18c 128->256 16x16 1x1 s2", n: 32, c: 128, k: 256, size: 16, kernel: 1, stride: 2, pad: 0 },
+  {
+    name: "r18c 64->128 32x32 3x3 s2",
+    n: 32,
+    c: 64,
+    k: 128,
+    size: 32,
+    kernel: 3,
+    stride: 2,
+    pad: 1,
+  },
+  {
+    name: "r18c 64->128 32x32 1x1 s2",
+    n: 32,
+    c: 64,
+    k: 128,
+    size: 32,
+    kernel: 1,
+    stride: 2,
+    pad: 0,
+  },
+  {
+    name: "r18c 128->128 16x16 3x3",
+    n: 32,
+    c: 128,
+    k: 128,
+    size: 16,
+    kernel: 3,
+    stride: 1,
+    pad: 1,
+  },
+  {
+    name: "r18c 128->256 16x16 3x3 s2",
+    n: 32,
+    c: 128,
+    k: 256,
+    size: 16,
+    kernel: 3,
+    stride: 2,
+    pad: 1,
+  },
+  {
+    name: "r18c 128->256 16x16 1x1 s2",
+    n: 32,
+    c: 128,
+    k: 256,
+    size: 16,
+    kernel: 1,
+    stride: 2,
+    pad: 0,
+  },
   { name: "r18c 256->256 8x8 3x3", n: 32, c: 256, k: 256, size: 8, kernel: 3, stride: 1, pad: 1 },
-  { name: "r18c 256->512 8x8 3x3 s2", n: 32, c: 256, k: 512, size: 8, kernel: 3, stride: 2, pad: 1 },
-  { name: "r18c 256->512 8x8 1x1 s2", n: 32, c: 256, k: 512, size: 8, kernel: 1, stride: 2, pad: 0 },
+  {
+    name: "r18c 256->512 8x8 3x3 s2",
+    n: 32,
+    c: 256,
+    k: 512,
+    size: 8,
+    kernel: 3,
+    stride: 2,
+    pad: 1,
+  },
+  {
+    name: "r18c 256->512 8x8 1x1 s2",
+    n: 32,
+    c: 256,
+    k: 512,
+    size: 8,
+    kernel: 1,
+    stride: 2,
+    pad: 0,
+  },
   { name: "r18c 512->512 4x4 3x3", n: 32, c: 512, k: 512, size: 4, kernel: 3, stride: 1, pad: 1 },
-  { name: "imagenet stem 3->64 224 7x7 s2", n: 32, c: 3, k: 64, size: 224, kernel: 7, stride: 2, pad: 3 },
+  {
+    name: "imagenet stem 3->64 224 7x7 s2",
+    n: 32,
+    c: 3,
+    k: 64,
+    size: 224,
+    kernel: 7,
+    stride: 2,
+    pad: 3,
+  },
 ];
 
-const INPUT_STRATEGIES: InputGradStrategy[] = ["flippedConv", "convTranspose", "pointwise", "phaseConv"];
+const INPUT_STRATEGIES: InputGradStrategy[] = [
+  "flippedConv",
+  "convTranspose",
+  "pointwise",
+  "phaseConv",
+];
 const WEIGHT_STRATEGIES: WeightGradStrategy[] = [
   "im2colGemm",
   "im2colNhwcGemm",
@@ -73,7 +159,9 @@ function parseArgs(args: string[]): { runs: number; threads: number; only?: stri
     else if (flag === "--only") out.only = value;
     else if (flag === "--blocks") BATCH_BLOCKS = value.split(",").map(Number);
     else if (flag === "--dw") WEIGHT_FILTER = value;
-    else throw new Error(`bench/conv_grad.ts: unknown flag ${flag} (expected --runs, --threads, --only)`);
+    else {throw new Error(
+        `bench/conv_grad.ts: unknown flag ${flag} (expected --runs, --threads, --only)`,
+      );}
   }
   return out;
 }
@@ -129,11 +217,15 @@ async function prepare(
 
 /** Busy CPU time of the whole machine and of this process, in clock ticks (Linux /proc). */
 function cpuTicks(): { machine: number; self: number } {
-  const fields = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  const fields = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1)
+    .map(Number);
   const [user, nice, system, , , irq, softirq, steal] = fields;
   const own = Deno.readTextFileSync("/proc/self/stat");
   const after = own.slice(own.lastIndexOf(")") + 2).split(" ");
-  return { machine: user + nice + system + irq + softirq + steal, self: Number(after[11]) + Number(after[12]) };
+  return {
+    machine: user + nice + system + irq + softirq + steal,
+    self: Number(after[11]) + Number(after[12]),
+  };
 }
 
 /** CPU cores other processes kept busy while `work` ran, and its wall time in ms. */
@@ -214,16 +306,23 @@ async function benchCase(
     dy: randomHost(rng, [bc.n, bc.k, ...geo.outSize]),
   };
   const alternatives: Timed[] = [];
-  const forward: Build = (x, w, _dy, g) => ops.conv(x, w, null, { strides: g.strides, pads: g.pads });
+  const forward: Build = (x, w, _dy, g) =>
+    ops.conv(x, w, null, { strides: g.strides, pads: g.pads });
   alternatives.push(await prepare(bc, "fwd", forward, feeds, threads));
   const inputChoice = chooseInputGradStrategy(geo);
   const weightChoice = chooseWeightGradStrategy(geo);
   const groups: Timed[][] = [[], []];
   for (const s of INPUT_STRATEGIES.filter((s) => applicable(s, bc))) {
     const build: Build = (_x, w, dy, g) => convInputGrad(dy, w, g, s);
-    groups[0].push(await prepare(bc, `dx:${s}${s === inputChoice ? "*" : ""}`, build, feeds, threads));
+    groups[0].push(
+      await prepare(bc, `dx:${s}${s === inputChoice ? "*" : ""}`, build, feeds, threads),
+    );
   }
-  for (const s of WEIGHT_STRATEGIES.filter((s) => !WEIGHT_FILTER || WEIGHT_FILTER.split(",").includes(s))) {
+  for (
+    const s of WEIGHT_STRATEGIES.filter((s) =>
+      !WEIGHT_FILTER || WEIGHT_FILTER.split(",").includes(s)
+    )
+  ) {
     for (const blocks of BATCH_BLOCKS) {
       const build: Build = (x, _w, dy, g) => convWeightGrad(x, dy, g, s, blocks);
       const label = `dw:${s}${blocks > 1 ? `/${blocks}` : ""}${s === weightChoice ? "*" : ""}`;
@@ -233,12 +332,18 @@ async function benchCase(
   for (const group of groups) {
     for (const alt of group) {
       const diff = maxRelDiff(alt.out, group[0].out);
-      if (diff > 1e-4) throw new Error(`${bc.name}: ${alt.label} differs from ${group[0].label} by ${diff}`);
+      if (diff > 1e-4) {
+        throw new Error(`${bc.name}: ${alt.label} differs from ${group[0].label} by ${diff}`);
+      }
     }
   }
   alternatives.push(...groups[0], ...groups[1]);
   const disturbed = await timeAll(alternatives, runs);
-  const rows = alternatives.map((a) => ({ label: a.label, median: median(a.times), min: Math.min(...a.times) }));
+  const rows = alternatives.map((a) => ({
+    label: a.label,
+    median: median(a.times),
+    min: Math.min(...a.times),
+  }));
   return { rows, disturbed };
 }
 
@@ -259,6 +364,10 @@ if (import.meta.main) {
     const { rows, disturbed } = await benchCase(bc, runs, threads);
     const note = disturbed > 0 ? ` (${disturbed} samples disturbed by other processes)` : "";
     console.log(`\n${bc.name}${note}`);
-    for (const r of rows) console.log(`  ${r.label.padEnd(24)} ${r.median.toFixed(1).padStart(8)} (${r.min.toFixed(1)})`);
+    for (const r of rows) {
+      console.log(
+        `  ${r.label.padEnd(24)} ${r.median.toFixed(1).padStart(8)} (${r.min.toFixed(1)})`,
+      );
+    }
   }
 }

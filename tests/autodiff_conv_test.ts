@@ -35,8 +35,10 @@ function full(cc: ConvCase) {
   const pads = cc.pads ?? [0, 0, 0, 0];
   const dilations = cc.dilations ?? [1, 1];
   const group = cc.group ?? 1;
-  const oh = Math.floor((cc.h + pads[0] + pads[2] - dilations[0] * (cc.kh - 1) - 1) / strides[0]) + 1;
-  const ow = Math.floor((cc.w + pads[1] + pads[3] - dilations[1] * (cc.kw - 1) - 1) / strides[1]) + 1;
+  const oh = Math.floor((cc.h + pads[0] + pads[2] - dilations[0] * (cc.kh - 1) - 1) / strides[0]) +
+    1;
+  const ow = Math.floor((cc.w + pads[1] + pads[3] - dilations[1] * (cc.kw - 1) - 1) / strides[1]) +
+    1;
   return { ...cc, strides, pads, dilations, group, oh, ow, cg: cc.c / group, kg: cc.k / group };
 }
 
@@ -92,7 +94,12 @@ function caseValues(cc: ConvCase, seed: number) {
 
 function convOf(cc: ConvCase, x: Tensor, w: Tensor, b: Tensor | null): Tensor {
   const f = full(cc);
-  return ops.conv(x, w, b, { strides: f.strides, pads: f.pads, dilations: f.dilations, group: f.group });
+  return ops.conv(x, w, b, {
+    strides: f.strides,
+    pads: f.pads,
+    dilations: f.dilations,
+    group: f.group,
+  });
 }
 
 /** Gradients of Σ conv(x, w, b)·dy from the autodiff, run on ORT CPU in float32. */
@@ -111,7 +118,11 @@ async function autodiffGrads(cc: ConvCase, v: ReturnType<typeof caseValues>) {
   return await runGraph(graph, f, v);
 }
 
-async function runGraph(graph: Graph, f: ReturnType<typeof full>, v: ReturnType<typeof caseValues>) {
+async function runGraph(
+  graph: Graph,
+  f: ReturnType<typeof full>,
+  v: ReturnType<typeof caseValues>,
+) {
   const session = await Session.create(graph, { threads: 1 });
   const feeds = {
     x: f32(v.x, [f.n, f.c, f.h, f.w]),
@@ -119,37 +130,124 @@ async function runGraph(graph: Graph, f: ReturnType<typeof full>, v: ReturnType<
     b: f32(v.b, [f.k]),
     dy: f32(v.dy, [f.n, f.k, f.oh, f.ow]),
   };
-  const out = await session.run(Object.fromEntries(session.inputNames.map((name) => [name, feeds[name as "x"]])));
+  const out = await session.run(
+    Object.fromEntries(session.inputNames.map((name) => [name, feeds[name as "x"]])),
+  );
   await session.release();
   return out;
 }
 
 /** |ORT float32 − float64 reference| ≤ 1e-5·max|reference| + 1e-5·|reference|. */
-function assertNearReference(actual: ArrayLike<number>, expected: Float64Array, what: string): void {
+function assertNearReference(
+  actual: ArrayLike<number>,
+  expected: Float64Array,
+  what: string,
+): void {
   const scale = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
   assert(scale > 0, `${what}: reference is all zeros`);
   assertAllClose(actual, expected, 1e-5, 1e-5 * scale, what);
 }
 
 const RESNET_CASES: [string, ConvCase][] = [
-  ["7x7 s2 p3 stem", { n: 1, c: 3, k: 8, h: 32, w: 32, kh: 7, kw: 7, strides: [2, 2], pads: [3, 3, 3, 3] }],
+  ["7x7 s2 p3 stem", {
+    n: 1,
+    c: 3,
+    k: 8,
+    h: 32,
+    w: 32,
+    kh: 7,
+    kw: 7,
+    strides: [2, 2],
+    pads: [3, 3, 3, 3],
+  }],
   ["3x3 s1 p1", { n: 2, c: 8, k: 8, h: 8, w: 8, kh: 3, kw: 3, pads: [1, 1, 1, 1] }],
-  ["3x3 s2 p1 odd size", { n: 2, c: 8, k: 16, h: 9, w: 9, kh: 3, kw: 3, strides: [2, 2], pads: [1, 1, 1, 1] }],
-  ["3x3 s2 p1", { n: 2, c: 8, k: 16, h: 8, w: 8, kh: 3, kw: 3, strides: [2, 2], pads: [1, 1, 1, 1] }],
+  ["3x3 s2 p1 odd size", {
+    n: 2,
+    c: 8,
+    k: 16,
+    h: 9,
+    w: 9,
+    kh: 3,
+    kw: 3,
+    strides: [2, 2],
+    pads: [1, 1, 1, 1],
+  }],
+  ["3x3 s2 p1", {
+    n: 2,
+    c: 8,
+    k: 16,
+    h: 8,
+    w: 8,
+    kh: 3,
+    kw: 3,
+    strides: [2, 2],
+    pads: [1, 1, 1, 1],
+  }],
   ["1x1 s2", { n: 2, c: 8, k: 16, h: 8, w: 8, kh: 1, kw: 1, strides: [2, 2] }],
   ["1x1 s2 odd size", { n: 2, c: 8, k: 16, h: 9, w: 7, kh: 1, kw: 1, strides: [2, 2] }],
   ["1x1 s1", { n: 2, c: 8, k: 4, h: 5, w: 5, kh: 1, kw: 1 }],
 ];
 
 const ODD_CASES: [string, ConvCase][] = [
-  ["dilation 2", { n: 2, c: 3, k: 4, h: 9, w: 8, kh: 3, kw: 3, pads: [2, 2, 2, 2], dilations: [2, 2] }],
-  ["dilation 2 stride 2", { n: 1, c: 2, k: 3, h: 11, w: 10, kh: 3, kw: 2, strides: [2, 2], dilations: [2, 2] }],
-  ["asymmetric pads", { n: 2, c: 3, k: 4, h: 7, w: 6, kh: 3, kw: 3, strides: [2, 1], pads: [0, 2, 1, 0] }],
+  ["dilation 2", {
+    n: 2,
+    c: 3,
+    k: 4,
+    h: 9,
+    w: 8,
+    kh: 3,
+    kw: 3,
+    pads: [2, 2, 2, 2],
+    dilations: [2, 2],
+  }],
+  ["dilation 2 stride 2", {
+    n: 1,
+    c: 2,
+    k: 3,
+    h: 11,
+    w: 10,
+    kh: 3,
+    kw: 2,
+    strides: [2, 2],
+    dilations: [2, 2],
+  }],
+  ["asymmetric pads", {
+    n: 2,
+    c: 3,
+    k: 4,
+    h: 7,
+    w: 6,
+    kh: 3,
+    kw: 3,
+    strides: [2, 1],
+    pads: [0, 2, 1, 0],
+  }],
   ["groups 2", { n: 2, c: 4, k: 6, h: 6, w: 6, kh: 3, kw: 3, pads: [1, 1, 1, 1], group: 2 }],
-  ["depthwise", { n: 2, c: 4, k: 4, h: 6, w: 6, kh: 3, kw: 3, strides: [2, 2], pads: [1, 1, 1, 1], group: 4 }],
+  ["depthwise", {
+    n: 2,
+    c: 4,
+    k: 4,
+    h: 6,
+    w: 6,
+    kh: 3,
+    kw: 3,
+    strides: [2, 2],
+    pads: [1, 1, 1, 1],
+    group: 4,
+  }],
   ["depthwise x2", { n: 1, c: 3, k: 6, h: 5, w: 5, kh: 3, kw: 3, pads: [1, 1, 1, 1], group: 3 }],
   ["pad beyond span", { n: 1, c: 2, k: 2, h: 4, w: 4, kh: 2, kw: 2, pads: [3, 0, 2, 3] }],
-  ["rectangular kernel", { n: 1, c: 2, k: 3, h: 6, w: 9, kh: 1, kw: 3, strides: [1, 3], pads: [0, 1, 0, 1] }],
+  ["rectangular kernel", {
+    n: 1,
+    c: 2,
+    k: 3,
+    h: 6,
+    w: 9,
+    kh: 1,
+    kw: 3,
+    strides: [1, 3],
+    pads: [0, 1, 0, 1],
+  }],
 ];
 
 Deno.test("Conv gradients match finite differences (float32, small shapes)", async () => {
@@ -157,9 +255,31 @@ Deno.test("Conv gradients match finite differences (float32, small shapes)", asy
   // central difference is exact but for float32 rounding: eps 0.1 keeps that small.
   const cases: [string, ConvCase][] = [
     ["3x3 p1 bias", { n: 1, c: 2, k: 3, h: 5, w: 5, kh: 3, kw: 3, pads: [1, 1, 1, 1], bias: true }],
-    ["stride 2 pad 1", { n: 1, c: 2, k: 2, h: 6, w: 6, kh: 3, kw: 3, strides: [2, 2], pads: [1, 1, 1, 1] }],
-    ...ODD_CASES.filter(([name]) => ["dilation 2 stride 2", "asymmetric pads", "groups 2", "depthwise x2"].includes(name)),
-    ["1x1 s2 odd size", { n: 1, c: 3, k: 2, h: 5, w: 5, kh: 1, kw: 1, strides: [2, 2], bias: true }],
+    ["stride 2 pad 1", {
+      n: 1,
+      c: 2,
+      k: 2,
+      h: 6,
+      w: 6,
+      kh: 3,
+      kw: 3,
+      strides: [2, 2],
+      pads: [1, 1, 1, 1],
+    }],
+    ...ODD_CASES.filter(([name]) =>
+      ["dilation 2 stride 2", "asymmetric pads", "groups 2", "depthwise x2"].includes(name)
+    ),
+    ["1x1 s2 odd size", {
+      n: 1,
+      c: 3,
+      k: 2,
+      h: 5,
+      w: 5,
+      kh: 1,
+      kw: 1,
+      strides: [2, 2],
+      bias: true,
+    }],
   ];
   for (const [name, cc] of cases) {
     const f = full(cc);
@@ -203,7 +323,12 @@ Deno.test("Conv gradients match a float64 reference on ResNet and unusual shapes
 });
 
 Deno.test("every Conv gradient strategy agrees with the float64 reference", async () => {
-  const inputStrategies: InputGradStrategy[] = ["flippedConv", "convTranspose", "pointwise", "phaseConv"];
+  const inputStrategies: InputGradStrategy[] = [
+    "flippedConv",
+    "convTranspose",
+    "pointwise",
+    "phaseConv",
+  ];
   const weightStrategies: WeightGradStrategy[] = [
     "im2colGemm",
     "im2colNhwcGemm",
@@ -237,7 +362,12 @@ Deno.test("every Conv gradient strategy agrees with the float64 reference", asyn
     const x = graph.input("x", "float32", [f.n, f.c, f.h, f.w]);
     const w = graph.input("w", "float32", [f.k, f.cg, f.kh, f.kw]);
     const dy = graph.input("dy", "float32", [f.n, f.k, f.oh, f.ow]);
-    const geo = conv2dGeometry(x, w, { strides: f.strides, pads: f.pads, dilations: f.dilations, group: f.group });
+    const geo = conv2dGeometry(x, w, {
+      strides: f.strides,
+      pads: f.pads,
+      dilations: f.dilations,
+      group: f.group,
+    });
     const labels: string[] = [];
     for (const s of inputStrategies) {
       const pointwise = f.kh === 1 && f.kw === 1 && f.pads.every((p) => p === 0);
@@ -273,5 +403,8 @@ Deno.test("Conv gradient names unsupported cases", async () => {
   const w2 = g2.input("w", "float32", [4, 2, 3, 3]);
   const dy2 = g2.input("dy", "float32", [1, 4, 2, 2]);
   const geo = conv2dGeometry(x2, w2, { group: 2 });
-  await assertThrowsMessage(() => convWeightGrad(x2, dy2, geo, "im2colGemm"), "im2colGemm needs group 1, got group 2");
+  await assertThrowsMessage(
+    () => convWeightGrad(x2, dy2, geo, "im2colGemm"),
+    "im2colGemm needs group 1, got group 2",
+  );
 });

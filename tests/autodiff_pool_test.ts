@@ -20,7 +20,8 @@ const MAX_POOL_CASES: [string, number[], PoolOptions][] = [
 Deno.test("MaxPool gradients match finite differences (float64)", async () => {
   for (const [name, shape, opts] of MAX_POOL_CASES) {
     for (const withIndices of [false, true]) {
-      const build = ([x]: Tensor[]) => withIndices ? ops.maxPoolWithIndices(x, opts)[0] : ops.maxPool(x, opts);
+      const build = ([x]: Tensor[]) =>
+        withIndices ? ops.maxPoolWithIndices(x, opts)[0] : ops.maxPool(x, opts);
       const r = await gradCheck([{ name: "x", shape }], build).catch((e) => {
         throw new Error(`${name}: ${(e as Error).message}`);
       });
@@ -57,9 +58,17 @@ Deno.test("MaxPool ties send the gradient to the first maximum in scan order, as
     (x) => ops.maxPool(x, { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }),
   );
   assertEquals(resnet, [1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-  const pair = await poolInputGrad([0, 2, 2, 1], [1, 1, 2, 2], (x) => ops.maxPool(x, { kernel: [2, 2] }));
+  const pair = await poolInputGrad(
+    [0, 2, 2, 1],
+    [1, 1, 2, 2],
+    (x) => ops.maxPool(x, { kernel: [2, 2] }),
+  );
   assertEquals(pair, [0, 1, 0, 0]);
-  const overlapping = await poolInputGrad(new Array(6).fill(1), [1, 1, 2, 3], (x) => ops.maxPool(x, { kernel: [2, 2] }));
+  const overlapping = await poolInputGrad(
+    new Array(6).fill(1),
+    [1, 1, 2, 3],
+    (x) => ops.maxPool(x, { kernel: [2, 2] }),
+  );
   assertEquals(overlapping, [1, 1, 0, 0, 0, 0]);
 });
 
@@ -67,10 +76,25 @@ const AVERAGE_POOL_CASES: [string, number[], PoolOptions][] = [
   ["2x2 s2 (tiles)", [1, 2, 4, 4], { kernel: [2, 2], strides: [2, 2] }],
   ["2x2 s2 with uncovered tail", [1, 1, 5, 5], { kernel: [2, 2], strides: [2, 2] }],
   ["3x3 s2 p1", [1, 2, 6, 6], { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }],
-  ["3x3 s2 p1 pads counted", [1, 2, 6, 6], { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], countIncludePad: true }],
+  ["3x3 s2 p1 pads counted", [1, 2, 6, 6], {
+    kernel: [3, 3],
+    strides: [2, 2],
+    pads: [1, 1, 1, 1],
+    countIncludePad: true,
+  }],
   ["asymmetric pads", [1, 1, 5, 6], { kernel: [3, 2], strides: [1, 2], pads: [0, 1, 2, 1] }],
-  ["asymmetric pads counted", [1, 1, 5, 6], { kernel: [3, 2], strides: [1, 2], pads: [0, 1, 2, 1], countIncludePad: true }],
-  ["ceil mode", [1, 1, 6, 6], { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], ceilMode: true }],
+  ["asymmetric pads counted", [1, 1, 5, 6], {
+    kernel: [3, 2],
+    strides: [1, 2],
+    pads: [0, 1, 2, 1],
+    countIncludePad: true,
+  }],
+  ["ceil mode", [1, 1, 6, 6], {
+    kernel: [3, 3],
+    strides: [2, 2],
+    pads: [1, 1, 1, 1],
+    ceilMode: true,
+  }],
   [
     "ceil mode pads counted",
     [1, 1, 6, 6],
@@ -99,11 +123,40 @@ Deno.test("AveragePool gradient divides by the window counts", async () => {
   // 3x3 s2 p1 on 4x4: windows cover rows/cols {0,1}, {1,2,3}; without counted pads
   // the divisors are 4, 6, 6, 9; with them 9 everywhere.
   const opts = { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] };
-  const dx = await poolInputGrad(new Array(16).fill(0), [1, 1, 4, 4], (x) => ops.averagePool(x, opts), [1, 0, 0, 0], "float32");
+  const dx = await poolInputGrad(
+    new Array(16).fill(0),
+    [1, 1, 4, 4],
+    (x) => ops.averagePool(x, opts),
+    [1, 0, 0, 0],
+    "float32",
+  );
   assertAllClose(dx, [0.25, 0.25, 0, 0, 0.25, 0.25, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 1e-6);
-  const last = await poolInputGrad(new Array(16).fill(0), [1, 1, 4, 4], (x) => ops.averagePool(x, opts), [0, 0, 0, 1], "float32");
+  const last = await poolInputGrad(
+    new Array(16).fill(0),
+    [1, 1, 4, 4],
+    (x) => ops.averagePool(x, opts),
+    [0, 0, 0, 1],
+    "float32",
+  );
   const ninth = 1 / 9;
-  assertAllClose(last, [0, 0, 0, 0, 0, ninth, ninth, ninth, 0, ninth, ninth, ninth, 0, ninth, ninth, ninth], 1e-6);
+  assertAllClose(last, [
+    0,
+    0,
+    0,
+    0,
+    0,
+    ninth,
+    ninth,
+    ninth,
+    0,
+    ninth,
+    ninth,
+    ninth,
+    0,
+    ninth,
+    ninth,
+    ninth,
+  ], 1e-6);
   const counted = await poolInputGrad(
     new Array(16).fill(0),
     [1, 1, 4, 4],
@@ -115,12 +168,16 @@ Deno.test("AveragePool gradient divides by the window counts", async () => {
 });
 
 Deno.test("GlobalAveragePool gradient matches finite differences (float32)", async () => {
-  const r = await gradCheck([{ name: "x", shape: [2, 3, 4, 5] }], ([x]) => ops.globalAveragePool(x), {
-    dtype: "float32",
-    eps: 0.1,
-    rtol: 1e-3,
-    atol: 1e-4,
-  });
+  const r = await gradCheck(
+    [{ name: "x", shape: [2, 3, 4, 5] }],
+    ([x]) => ops.globalAveragePool(x),
+    {
+      dtype: "float32",
+      eps: 0.1,
+      rtol: 1e-3,
+      atol: 1e-4,
+    },
+  );
   assert(r.checked === 120, `checked ${r.checked}`);
 });
 
@@ -129,7 +186,10 @@ Deno.test("pool gradients work with a symbolic batch size", async () => {
   const x = Array.from({ length: count(shape) }, (_, i) => Math.sin(i * 1.7) * 3);
   const pools: [string, (t: Tensor) => Tensor][] = [
     ["MaxPool", (t) => ops.maxPool(t, { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] })],
-    ["AveragePool", (t) => ops.averagePool(t, { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] })],
+    [
+      "AveragePool",
+      (t) => ops.averagePool(t, { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }),
+    ],
     ["AveragePool tiles", (t) => ops.averagePool(t, { kernel: [2, 2], strides: [2, 2] })],
     ["GlobalAveragePool", (t) => ops.globalAveragePool(t)],
   ];
@@ -158,5 +218,8 @@ Deno.test("pool gradients name unsupported attributes", async () => {
   );
   const x2 = graph.input("x2", "float32", [1, 1, 4, 4]);
   const y2 = graph.op("MaxPool", [x2], { kernel_shape: [2, 2], storage_order: 1 });
-  await assertThrowsMessage(() => gradients(ops.reduceSum(y2, undefined, false), [x2]), "storage_order 1");
+  await assertThrowsMessage(
+    () => gradients(ops.reduceSum(y2, undefined, false), [x2]),
+    "storage_order 1",
+  );
 });

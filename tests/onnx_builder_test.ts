@@ -65,7 +65,7 @@ Deno.test("saved models load back; a missing file is one clear error", async () 
   const dir = await Deno.makeTempDir();
   const path = `${dir}/small.onnx`;
   const g = smallGraph();
-  g.stopGradient(g.inputs[0]);
+  g.output(ops.neg(g.stopGradient(g.outputs[0])), "score_constant");
   const size = await saveModel(g, path);
   assert(size > 100, `file size ${size}`);
   const back = await loadModel(path);

@@ -33,14 +33,8 @@ import {
   optimizerFromConfig,
   type OptimizerPlan,
 } from "../methods/from_config.ts";
-import {
-  encoder,
-  initParams,
-  ParamStore,
-  projectionHead,
-  resnetParamCount,
-} from "../nn/mod.ts";
-import { allocHost, type DType, encodeModel, Graph, type Shape } from "../onnx/mod.ts";
+import { encoder, initParams, ParamStore, projectionHead, resnetParamCount } from "../nn/mod.ts";
+import { allocHost, type DType, encodeModel, Graph, type Shape, type Tensor } from "../onnx/mod.ts";
 import { createOptimizer, type GraphOptimizer } from "../optim/mod.ts";
 import type { HostTensor } from "../runtime/host_tensor.ts";
 import { nextName, stateName } from "../train/fused_step.ts";
@@ -136,15 +130,23 @@ export interface ArtifactGraphs {
 
 type RoleTable = Map<string, ArtifactRole>;
 
-function describe(graph: Graph, file: string, inputs: RoleTable, outputs: RoleTable): ManifestGraph {
-  const entry = (side: "input" | "output", table: RoleTable) =>
-  (t: { name: string; shape: Shape; dtype: DType }): ManifestValue => {
-    const role = table.get(t.name);
-    if (role === undefined) {
-      throw new Error(`${file}: ${side} ${t.name} has no role in the manifest (a builder change?)`);
-    }
-    return { name: t.name, shape: [...t.shape], dtype: t.dtype, role };
-  };
+function describe(
+  graph: Graph,
+  file: string,
+  inputs: RoleTable,
+  outputs: RoleTable,
+): ManifestGraph {
+  const entry =
+    (side: "input" | "output", table: RoleTable) =>
+    (t: { name: string; shape: Shape; dtype: DType }): ManifestValue => {
+      const role = table.get(t.name);
+      if (role === undefined) {
+        throw new Error(
+          `${file}: ${side} ${t.name} has no role in the manifest (a builder change?)`,
+        );
+      }
+      return { name: t.name, shape: [...t.shape], dtype: t.dtype, role };
+    };
   return {
     inputs: graph.inputs.map(entry("input", inputs)),
     outputs: graph.outputs.map(entry("output", outputs)),
@@ -204,7 +206,7 @@ function optimizerModel(store: ParamStore, optimizer: GraphOptimizer) {
   const graph = new Graph("optimizer_model");
   const inputs: RoleTable = new Map();
   const outputs: RoleTable = new Map();
-  const scalars: Record<string, ReturnType<Graph["input"]>> = {};
+  const scalars: Record<string, Tensor> = {};
   for (const name of optimizer.scalarInputs) {
     scalars[name] = graph.input(name, store.dtype, []);
     inputs.set(name, "scalar");

@@ -3,7 +3,13 @@
  * settings, read and checked from the `bench` command's options.
  */
 import { type ContrastiveSpec } from "../methods/contrastive.ts";
-import { RESNET_ARCHS, type ResNetArch, resnetFeatureDim, RESNET_STEMS, type ResNetStem } from "../nn/mod.ts";
+import {
+  RESNET_ARCHS,
+  RESNET_STEMS,
+  type ResNetArch,
+  resnetFeatureDim,
+  type ResNetStem,
+} from "../nn/mod.ts";
 import type { Device } from "../runtime/session.ts";
 
 /** Contrastive methods the bench can time. */
@@ -50,10 +56,17 @@ export const BENCH_WEIGHTED = {
 /** Raw option values as the CLI parser hands them over (strings and booleans). */
 export type RawBenchOptions = Record<string, unknown>;
 
-function pick<T extends string>(raw: RawBenchOptions, key: string, allowed: readonly T[], fallback: T): T {
+function pick<T extends string>(
+  raw: RawBenchOptions,
+  key: string,
+  allowed: readonly T[],
+  fallback: T,
+): T {
   const value = raw[key] ?? fallback;
   if (typeof value !== "string" || !(allowed as readonly string[]).includes(value)) {
-    throw new Error(`--${key}: unknown value ${JSON.stringify(value)}; expected one of ${allowed.join(", ")}`);
+    throw new Error(
+      `--${key}: unknown value ${JSON.stringify(value)}; expected one of ${allowed.join(", ")}`,
+    );
   }
   return value as T;
 }
@@ -66,7 +79,8 @@ function num(
 ): number {
   const given = raw[key];
   const value = given === undefined ? fallback : Number(given);
-  const ok = Number.isFinite(value) && value >= check.min && (check.max === undefined || value <= check.max) &&
+  const ok = Number.isFinite(value) && value >= check.min &&
+    (check.max === undefined || value <= check.max) &&
     (!check.integer || Number.isInteger(value));
   if (!ok) {
     const kind = check.integer ? "an integer" : "a number";
@@ -110,16 +124,14 @@ export function benchSpec(config: BenchConfig): ContrastiveSpec {
   return {
     encoder,
     head: { kind: config.method === "sdclr" ? "sdclr" : "simclr", hiddenDim, outDim: 128 },
-    loss: config.loss === "ntxent"
-      ? { type: "ntxent", temperature: config.temperature }
-      : {
-        type: "weighted_ntxent",
-        temperature: config.temperature,
-        sigma: BENCH_WEIGHTED.sigma,
-        lowerBound: BENCH_WEIGHTED.lowerBound,
-        upperBound: BENCH_WEIGHTED.upperBound,
-        normalization: BENCH_WEIGHTED.normalization,
-      },
+    loss: config.loss === "ntxent" ? { type: "ntxent", temperature: config.temperature } : {
+      type: "weighted_ntxent",
+      temperature: config.temperature,
+      sigma: BENCH_WEIGHTED.sigma,
+      lowerBound: BENCH_WEIGHTED.lowerBound,
+      upperBound: BENCH_WEIGHTED.upperBound,
+      normalization: BENCH_WEIGHTED.normalization,
+    },
     method: { name: config.method },
     batchSize: config.batch,
     imageSize: config.imageSize,
@@ -130,6 +142,8 @@ export function benchSpec(config: BenchConfig): ContrastiveSpec {
 export function describeConfig(config: BenchConfig): string {
   const width = config.width === 1 ? "" : ` width ${config.width}`;
   return `${config.method} ${config.loss} ${config.model}/${config.stem}${width} ${config.imageSize}x${config.imageSize}` +
-    ` batch ${config.batch} (${2 * config.batch} views), ${config.steps} steps after ${config.warmup} warm-up,` +
+    ` batch ${config.batch} (${
+      2 * config.batch
+    } views), ${config.steps} steps after ${config.warmup} warm-up,` +
     ` ${config.device} ${config.threads || "default"} threads`;
 }

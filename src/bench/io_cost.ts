@@ -9,7 +9,7 @@
 import { Graph, ops, type Tensor } from "../onnx/mod.ts";
 import { Session } from "../runtime/session.ts";
 import type { BenchConfig } from "./config.ts";
-import { type PreparedStep, stepFeeds, summariseTimes, type StepTimes } from "./step_timing.ts";
+import { type PreparedStep, stepFeeds, type StepTimes, summariseTimes } from "./step_timing.ts";
 
 /** Builds the copy-only twin of a step graph. */
 export function copyOnlyGraph(prepared: PreparedStep): Graph {
@@ -36,7 +36,10 @@ export function copyOnlyGraph(prepared: PreparedStep): Graph {
       graph.output(touched.length === 1 ? ops.identity(touched[0]) : ops.sum(touched), out.name);
     } else {
       const shape = out.shape as number[];
-      graph.output(graph.constant(new Array(shape.reduce((a, b) => a * b, 1)).fill(0), out.dtype, shape), out.name);
+      graph.output(
+        graph.constant(new Array(shape.reduce((a, b) => a * b, 1)).fill(0), out.dtype, shape),
+        out.name,
+      );
     }
   }
   return graph;
@@ -47,7 +50,10 @@ export function copyOnlyGraph(prepared: PreparedStep): Graph {
  * sizes, same conversion path through {@link Session.run}).
  */
 export async function timeCopies(config: BenchConfig, prepared: PreparedStep): Promise<StepTimes> {
-  const session = await Session.create(copyOnlyGraph(prepared), { device: config.device, threads: config.threads });
+  const session = await Session.create(copyOnlyGraph(prepared), {
+    device: config.device,
+    threads: config.threads,
+  });
   try {
     const feeds = stepFeeds(prepared);
     for (let i = 0; i < Math.max(1, config.warmup); i++) await session.run(feeds);

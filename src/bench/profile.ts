@@ -19,6 +19,9 @@ export interface ProfileEvent {
   args?: { op_name?: string; provider?: string };
 }
 
+/** A part of the step. */
+export type Phase = "forward" | "backward" | "update";
+
 /** Milliseconds per step of each part of a profiled step. */
 export interface StepProfile {
   steps: number;
@@ -29,24 +32,36 @@ export interface StepProfile {
   /** Sum of kernel times per step. */
   kernelMs: number;
   /** Kernel time by phase. */
-  phases: Record<"forward" | "backward" | "update", number>;
+  phases: Record<Phase, number>;
   /** Kernel time by op type, largest first. */
   opTypes: [string, number][];
+  /** Kernel time by op type within each phase, largest first. */
+  phaseOpTypes: Record<Phase, [string, number][]>;
   /** The slowest nodes, largest first. */
   nodes: [string, number][];
 }
 
 /** Which phase a node belongs to, from its builder scope. */
-export function phaseOf(nodeName: string): "forward" | "backward" | "update" {
+export function phaseOf(nodeName: string): Phase {
   if (nodeName.startsWith("grad/")) return "backward";
   if (nodeName.startsWith("optimizer/")) return "update";
   return "forward";
 }
 
 /** Sums ORT profile events of `steps` runs into per-step figures (`wallMs` is supplied by the caller). */
-export function summariseProfile(events: ProfileEvent[], steps: number, wallMs: number, top = 12): StepProfile {
+export function summariseProfile(
+  events: ProfileEvent[],
+  steps: number,
+  wallMs: number,
+  top = 12,
+): StepProfile {
   const phases = { forward: 0, backward: 0, update: 0 };
   const opTypes = new Map<string, number>();
+  const phaseOps = {
+    forward: new Map<string, number>(),
+    backward: new Map<string, number>(),
+    update: new Map<string, number>(),
+  };
   const nodes = new Map<string, number>();
   let runUs = 0;
   let kernelUs = 0;
@@ -56,20 +71,33 @@ export function summariseProfile(events: ProfileEvent[], steps: number, wallMs: 
     const node = e.name.slice(0, -"_kernel_time".length);
     const op = e.args?.op_name ?? "?";
     kernelUs += e.dur;
-    phases[phaseOf(node)] += e.dur;
+    const phase = phaseOf(node);
+    phases[phase] += e.dur;
+    phaseOps[phase].set(op, (phaseOps[phase].get(op) ?? 0) + e.dur);
     opTypes.set(op, (opTypes.get(op) ?? 0) + e.dur);
     nodes.set(`${node} (${op})`, (nodes.get(`${node} (${op})`) ?? 0) + e.dur);
   }
   const perStep = (us: number) => us / 1000 / steps;
   const sorted = (m: Map<string, number>) =>
-    [...m].sort((a, b) => b[1] - a[1]).slice(0, top).map(([k, v]) => [k, perStep(v)] as [string, number]);
+    [...m].sort((a, b) => b[1] - a[1]).slice(0, top).map(([k, v]) =>
+      [k, perStep(v)] as [string, number]
+    );
   return {
     steps,
     wallMs,
     runMs: perStep(runUs),
     kernelMs: perStep(kernelUs),
-    phases: { forward: perStep(phases.forward), backward: perStep(phases.backward), update: perStep(phases.update) },
+    phases: {
+      forward: perStep(phases.forward),
+      backward: perStep(phases.backward),
+      update: perStep(phases.update),
+    },
     opTypes: sorted(opTypes),
+    phaseOpTypes: {
+      forward: sorted(phaseOps.forward),
+      backward: sorted(phaseOps.backward),
+      update: sorted(phaseOps.update),
+    },
     nodes: sorted(nodes),
   };
 }
@@ -79,7 +107,11 @@ export function summariseProfile(events: ProfileEvent[], steps: number, wallMs: 
  * still records and this drops) in a fresh session with the same options as
  * the timed one, carrying the new values from step to step.
  */
-export async function profileStep(config: BenchConfig, prepared: PreparedStep, steps: number): Promise<StepProfile> {
+export async function profileStep(
+  config: BenchConfig,
+  prepared: PreparedStep,
+  steps: number,
+): Promise<StepProfile> {
   const dir = await Deno.makeTempDir({ prefix: "bench_profile_" });
   const options: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: "all",
@@ -90,7 +122,10 @@ export async function profileStep(config: BenchConfig, prepared: PreparedStep, s
     enableProfiling: true,
     profileFilePrefix: `${dir}/step`,
   };
-  const session = await ort.InferenceSession.create(encodeModel(prepared.step.graph, { omitValueInfo: true }), options);
+  const session = await ort.InferenceSession.create(
+    encodeModel(prepared.step.graph, { omitValueInfo: true }),
+    options,
+  );
   try {
     const feeds = stepFeeds(prepared);
     const carried = prepared.step.layout.carried;
@@ -112,12 +147,15 @@ export async function profileStep(config: BenchConfig, prepared: PreparedStep, s
     }
     session.endProfiling();
     const files = [...Deno.readDirSync(dir)].filter((f) => f.name.endsWith(".json"));
-    if (files.length !== 1) throw new Error(`bench --profile: expected one profile file in ${dir}, found ${files.length}`);
+    if (files.length !== 1) {
+      throw new Error(
+        `bench --profile: expected one profile file in ${dir}, found ${files.length}`,
+      );
+    }
     const events = JSON.parse(await Deno.readTextFile(`${dir}/${files[0].name}`)) as ProfileEvent[];
     // Drop the warm-up run: everything before the second model_run.
-    const runStarts = events.map((e, i) => (e.cat === "Session" && e.name === "model_run" ? i : -1)).filter((i) =>
-      i >= 0
-    );
+    const runStarts = events.map((e, i) => (e.cat === "Session" && e.name === "model_run" ? i : -1))
+      .filter((i) => i >= 0);
     const firstRunEnd = runStarts[0] ?? -1;
     return summariseProfile(events.slice(firstRunEnd + 1), steps, wall / steps);
   } finally {
@@ -131,14 +169,23 @@ export function formatProfile(p: StepProfile): string[] {
   const pct = (ms: number) => `${(100 * ms / p.wallMs).toFixed(1)} %`;
   const f = (ms: number) => `${ms.toFixed(1)} ms`;
   return [
-    `profile (${p.steps} steps, ORT profiler on): wall ${f(p.wallMs)}/step, ORT run ${f(p.runMs)} ` +
+    `profile (${p.steps} steps, ORT profiler on): wall ${f(p.wallMs)}/step, ORT run ${
+      f(p.runMs)
+    } ` +
     `(${pct(p.runMs)}), outside the run (feeds, output copies to JS) ${f(p.wallMs - p.runMs)} (${
       pct(p.wallMs - p.runMs)
     })`,
-    `  kernels ${f(p.kernelMs)}: forward ${f(p.phases.forward)} (${pct(p.phases.forward)}), backward ${
-      f(p.phases.backward)
-    } (${pct(p.phases.backward)}), update ${f(p.phases.update)} (${pct(p.phases.update)})`,
+    `  kernels ${f(p.kernelMs)}: forward ${f(p.phases.forward)} (${
+      pct(p.phases.forward)
+    }), backward ${f(p.phases.backward)} (${pct(p.phases.backward)}), update ${
+      f(p.phases.update)
+    } (${pct(p.phases.update)})`,
     `  by op type: ${p.opTypes.map(([op, ms]) => `${op} ${f(ms)}`).join(", ")}`,
+    ...(["forward", "backward", "update"] as const).map((phase) =>
+      `  ${phase} by op type: ${
+        p.phaseOpTypes[phase].map(([op, ms]) => `${op} ${f(ms)}`).join(", ")
+      }`
+    ),
     `  slowest nodes:`,
     ...p.nodes.map(([node, ms]) => `    ${f(ms).padStart(9)}  ${node}`),
   ];

@@ -6,8 +6,19 @@ import { ProgressBar } from "../util/progress.ts";
 import { type BenchConfig, describeConfig } from "./config.ts";
 import { timeCopies } from "./io_cost.ts";
 import { formatProfile, profileStep, type StepProfile } from "./profile.ts";
-import { peakRssBytes, prepareStep, timeOurStep, type OurStepResult, VIEWS_NOTE } from "./step_timing.ts";
-import { findTorchPython, runTorchStep, type TorchFlags, type TorchResult } from "./torch_reference.ts";
+import {
+  type OurStepResult,
+  peakRssBytes,
+  prepareStep,
+  timeOurStep,
+  VIEWS_NOTE,
+} from "./step_timing.ts";
+import {
+  findTorchPython,
+  runTorchStep,
+  type TorchFlags,
+  type TorchResult,
+} from "./torch_reference.ts";
 
 /** What to run besides our timed step. */
 export interface BenchOptions {
@@ -49,16 +60,28 @@ export async function runBench(
   const bar = new ProgressBar("ours", config.steps);
   const timed = await timeOurStep(config, prepared, (ms, loss) => bar.tick(1, { ms, loss }));
   bar.finish({ ms: timed.medianMs });
-  const report: BenchReport = { config, views: VIEWS_NOTE, ours: { ...timed, peakBytes: peakRssBytes() } };
-  log(`ours : ${formatTimes(report.ours.viewsPerSecond, timed.medianMs, timed.meanMs, report.ours.peakBytes)}` +
-    `  loss ${timed.loss.toFixed(4)}  (session created in ${timed.sessionSeconds.toFixed(1)} s)`);
+  const report: BenchReport = {
+    config,
+    views: VIEWS_NOTE,
+    ours: { ...timed, peakBytes: peakRssBytes() },
+  };
+  log(
+    `ours : ${
+      formatTimes(report.ours.viewsPerSecond, timed.medianMs, timed.meanMs, report.ours.peakBytes)
+    }` +
+      `  loss ${timed.loss.toFixed(4)}  (session created in ${timed.sessionSeconds.toFixed(1)} s)`,
+  );
 
   if (python) {
     const torch = await runTorchStep(python, config, options.torchFlags);
     report.torch = torch;
     report.ratio = timed.viewsPerSecond / torch.views_per_s;
-    log(`torch: ${formatTimes(torch.views_per_s, torch.ms_per_step, torch.ms_per_step_mean, torch.peak_bytes)}` +
-      `  (torch ${torch.torch_version}, ${torch.threads} threads, ${torch.python})`);
+    log(
+      `torch: ${
+        formatTimes(torch.views_per_s, torch.ms_per_step, torch.ms_per_step_mean, torch.peak_bytes)
+      }` +
+        `  (torch ${torch.torch_version}, ${torch.threads} threads, ${torch.python})`,
+    );
     log(`ratio ours/torch (views/s): ${report.ratio.toFixed(3)}`);
   }
 
@@ -67,7 +90,9 @@ export async function runBench(
     report.copies = { medianMs: copies.medianMs, fraction: copies.medianMs / timed.medianMs };
     log(
       `host↔ORT copies: a copy-only graph with the same ${timed.inputs} inputs and ${timed.outputs} outputs takes ` +
-        `${copies.medianMs.toFixed(1)} ms/step = ${(100 * report.copies.fraction).toFixed(1)} % of our step`,
+        `${copies.medianMs.toFixed(1)} ms/step = ${
+          (100 * report.copies.fraction).toFixed(1)
+        } % of our step`,
     );
   }
 
@@ -78,9 +103,16 @@ export async function runBench(
   return report;
 }
 
-function formatTimes(viewsPerSecond: number, median: number, mean: number, peak: number | null): string {
+function formatTimes(
+  viewsPerSecond: number,
+  median: number,
+  mean: number,
+  peak: number | null,
+): string {
   const memory = peak === null ? "peak RSS unknown" : `peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB`;
-  return `${viewsPerSecond.toFixed(1)} views/s, ${median.toFixed(1)} ms/step median (${mean.toFixed(1)} mean), ${memory}`;
+  return `${viewsPerSecond.toFixed(1)} views/s, ${median.toFixed(1)} ms/step median (${
+    mean.toFixed(1)
+  } mean), ${memory}`;
 }
 
 /** The report as one flat JSON object (snake_case; the reference nested under `reference`). */
@@ -109,7 +141,9 @@ export function reportJson(report: BenchReport): Record<string, unknown> {
     session_s: ours.sessionSeconds,
     step_inputs: ours.inputs,
     step_outputs: ours.outputs,
-    ...(report.copies ? { copy_ms_per_step: report.copies.medianMs, copy_fraction: report.copies.fraction } : {}),
+    ...(report.copies
+      ? { copy_ms_per_step: report.copies.medianMs, copy_fraction: report.copies.fraction }
+      : {}),
     ...(report.profile ? { profile: report.profile } : {}),
     ...(report.torch ? { reference: report.torch, ratio_views_per_s: report.ratio } : {}),
   };

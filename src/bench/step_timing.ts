@@ -14,7 +14,8 @@ import { Rng } from "../util/rng.ts";
 import { BENCH_SGD, BENCH_WEIGHTED, type BenchConfig, benchSpec } from "./config.ts";
 
 /** How the two views of a bench step are made. */
-export const VIEWS_NOTE = "two fixed random views (N(0,1) floats drawn once, the same every step; no augmentation)";
+export const VIEWS_NOTE =
+  "two fixed random views (N(0,1) floats drawn once, the same every step; no augmentation)";
 
 /** Timings of a run of steps. */
 export interface StepTimes {
@@ -74,7 +75,11 @@ function randomNormal(rng: Rng, shape: number[]): HostTensor {
  * conv weight (mask values do not change the cost of the step).
  */
 export function prepareStep(config: BenchConfig): PreparedStep {
-  const optimizer = createSgd({ kind: "sgd", momentum: BENCH_SGD.momentum, weightDecay: BENCH_SGD.weightDecay });
+  const optimizer = createSgd({
+    kind: "sgd",
+    momentum: BENCH_SGD.momentum,
+    weightDecay: BENCH_SGD.weightDecay,
+  });
   const step = buildContrastiveStep(benchSpec(config), optimizer, { name: "bench_step" });
   const rng = new Rng(config.seed, "bench");
   const initial = initParams(step.store.entries(), rng.fork("init"));
@@ -106,7 +111,11 @@ export function stepFeeds(prepared: PreparedStep): Record<string, HostTensor> {
   for (const s of prepared.step.layout.scalars) {
     const value = prepared.scalars[s.name];
     if (value === undefined) throw new Error(`bench: no value for the step scalar ${s.name}`);
-    feeds[s.name] = { dtype: s.dtype, shape: [], data: s.dtype === "float64" ? Float64Array.of(value) : Float32Array.of(value) };
+    feeds[s.name] = {
+      dtype: s.dtype,
+      shape: [],
+      data: s.dtype === "float64" ? Float64Array.of(value) : Float32Array.of(value),
+    };
   }
   return feeds;
 }
@@ -129,12 +138,17 @@ export async function timeOurStep(
   onStep?: (ms: number, loss: number) => void,
 ): Promise<OurStepResult> {
   const t0 = performance.now();
-  const session = await Session.create(prepared.step.graph, { device: config.device, threads: config.threads });
+  const session = await Session.create(prepared.step.graph, {
+    device: config.device,
+    threads: config.threads,
+  });
   const sessionSeconds = (performance.now() - t0) / 1000;
   try {
     const runner = new StepRunner(session, prepared.step.layout, prepared.initial);
     let loss = NaN;
-    for (let i = 0; i < config.warmup; i++) loss = (await runner.step(prepared.batch, prepared.scalars)).loss;
+    for (let i = 0; i < config.warmup; i++) {
+      loss = (await runner.step(prepared.batch, prepared.scalars)).loss;
+    }
     const perStepMs: number[] = [];
     for (let i = 0; i < config.steps; i++) {
       const start = performance.now();

@@ -30,7 +30,8 @@ export interface TorchFlags {
 
 async function output(cmd: string, args: string[]): Promise<Deno.CommandOutput | Error> {
   try {
-    return await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped", stdin: "null" }).output();
+    return await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped", stdin: "null" })
+      .output();
   } catch (e) {
     return e as Error;
   }
@@ -45,7 +46,9 @@ export async function torchProblem(python: string): Promise<string | null> {
   const probe = await output(python, ["-c", "import torch, sys; print(torch.__version__)"]);
   if (probe instanceof Error) return `cannot run ${python} (${probe.message})`;
   if (!probe.success) {
-    return `${python} has no usable torch (import torch failed: ${lastLines(probe.stderr, 1) || `exit ${probe.code}`})`;
+    return `${python} has no usable torch (import torch failed: ${
+      lastLines(probe.stderr, 1) || `exit ${probe.code}`
+    })`;
   }
   return null;
 }
@@ -57,7 +60,9 @@ export async function torchProblem(python: string): Promise<string | null> {
 export async function findTorchPython(requested?: string): Promise<string> {
   if (requested) {
     const problem = await torchProblem(requested);
-    if (problem) throw new Error(`--reference torch: --python ${problem}; give a python that has torch`);
+    if (problem) {
+      throw new Error(`--reference torch: --python ${problem}; give a python that has torch`);
+    }
     return requested;
   }
   const problems: string[] = [];
@@ -67,7 +72,9 @@ export async function findTorchPython(requested?: string): Promise<string> {
     problems.push(problem);
   }
   throw new Error(
-    `--reference torch: no python with torch found (${problems.join("; ")}); install torch or pass --python PATH`,
+    `--reference torch: no python with torch found (${
+      problems.join("; ")
+    }); install torch or pass --python PATH`,
   );
 }
 
@@ -77,10 +84,29 @@ export function torchArgs(config: BenchConfig, flags: TorchFlags = {}): string[]
     TORCH_STEP_SCRIPT,
     ...["--model", config.model, "--stem", config.stem, "--width", String(config.width)],
     ...["--method", config.method, "--loss", config.loss, "--batch", String(config.batch)],
-    ...["--size", String(config.imageSize), "--steps", String(config.steps), "--warmup", String(config.warmup)],
-    ...["--threads", String(config.threads), "--device", config.device, "--seed", String(config.seed)],
+    ...[
+      "--size",
+      String(config.imageSize),
+      "--steps",
+      String(config.steps),
+      "--warmup",
+      String(config.warmup),
+    ],
+    ...[
+      "--threads",
+      String(config.threads),
+      "--device",
+      config.device,
+      "--seed",
+      String(config.seed),
+    ],
     ...["--temperature", String(config.temperature), "--prune", String(config.prunePercent)],
-    ...["--sigma", String(BENCH_WEIGHTED.sigma), "--lower-bound", String(BENCH_WEIGHTED.lowerBound)],
+    ...[
+      "--sigma",
+      String(BENCH_WEIGHTED.sigma),
+      "--lower-bound",
+      String(BENCH_WEIGHTED.lowerBound),
+    ],
     ...["--upper-bound", String(BENCH_WEIGHTED.upperBound), "--mu", String(BENCH_WEIGHTED.mu)],
     ...["--lr", String(BENCH_SGD.lr), "--momentum", String(BENCH_SGD.momentum)],
     ...["--weight-decay", String(BENCH_SGD.weightDecay)],
@@ -91,9 +117,15 @@ export function torchArgs(config: BenchConfig, flags: TorchFlags = {}): string[]
 }
 
 /** Runs the reference step with `python`; throws naming the script and its stderr when it fails. */
-export async function runTorchStep(python: string, config: BenchConfig, flags: TorchFlags = {}): Promise<TorchResult> {
+export async function runTorchStep(
+  python: string,
+  config: BenchConfig,
+  flags: TorchFlags = {},
+): Promise<TorchResult> {
   const result = await output(python, torchArgs(config, flags));
-  if (result instanceof Error) throw new Error(`--reference torch: cannot run ${python} (${result.message})`);
+  if (result instanceof Error) {
+    throw new Error(`--reference torch: cannot run ${python} (${result.message})`);
+  }
   const stdout = new TextDecoder().decode(result.stdout).trim();
   if (!result.success) {
     throw new Error(
@@ -107,11 +139,17 @@ export async function runTorchStep(python: string, config: BenchConfig, flags: T
   try {
     parsed = JSON.parse(last);
   } catch {
-    throw new Error(`--reference torch: ${TORCH_STEP_SCRIPT} did not end with a JSON line, got ${JSON.stringify(last)}`);
+    throw new Error(
+      `--reference torch: ${TORCH_STEP_SCRIPT} did not end with a JSON line, got ${
+        JSON.stringify(last)
+      }`,
+    );
   }
   for (const key of ["views_per_s", "ms_per_step", "peak_bytes"] as const) {
     if (typeof parsed[key] !== "number") {
-      throw new Error(`--reference torch: the JSON line of ${TORCH_STEP_SCRIPT} lacks the number ${key}`);
+      throw new Error(
+        `--reference torch: the JSON line of ${TORCH_STEP_SCRIPT} lacks the number ${key}`,
+      );
     }
   }
   return parsed;

@@ -7,32 +7,72 @@ import { UsageError } from "./errors.ts";
 export const benchCommand: Command = {
   name: "bench",
   summary: "time the training step (views/s, ms/step, peak memory), optionally against PyTorch",
-  usage: "[--model resnet18] [--stem cifar] [--batch 32] [--steps 10] [--device cpu] [--json] [--reference torch]",
+  usage:
+    "[--model resnet18] [--stem cifar] [--batch 32] [--steps 10] [--device cpu] [--json] [--reference torch]",
   options: {
-    model: { type: "string", description: "encoder: resnet18, resnet34 or resnet50", default: "resnet18" },
-    stem: { type: "string", description: "cifar (3x3 conv) or imagenet (7x7 conv + max-pool)", default: "cifar" },
-    width: { type: "string", description: "channel multiplier (1/16 for tiny tests)", default: "1" },
-    method: { type: "string", description: "simclr or sdclr (dual BN, masked branch)", default: "simclr" },
-    loss: { type: "string", description: "ntxent or weighted (ETH weighted NT-Xent)", default: "ntxent" },
+    model: {
+      type: "string",
+      description: "encoder: resnet18, resnet34 or resnet50",
+      default: "resnet18",
+    },
+    stem: {
+      type: "string",
+      description: "cifar (3x3 conv) or imagenet (7x7 conv + max-pool)",
+      default: "cifar",
+    },
+    width: {
+      type: "string",
+      description: "channel multiplier (1/16 for tiny tests)",
+      default: "1",
+    },
+    method: {
+      type: "string",
+      description: "simclr or sdclr (dual BN, masked branch)",
+      default: "simclr",
+    },
+    loss: {
+      type: "string",
+      description: "ntxent or weighted (ETH weighted NT-Xent)",
+      default: "ntxent",
+    },
     batch: { type: "string", description: "images per step (2·batch views)", default: "32" },
     size: { type: "string", description: "image height and width", default: "32" },
     steps: { type: "string", description: "timed steps", default: "10" },
     warmup: { type: "string", description: "untimed steps first", default: "2" },
     device: { type: "string", description: "cpu or cuda", default: "cpu" },
-    threads: { type: "string", description: "intra-op threads, ours and torch's (0: default)", default: "0" },
+    threads: {
+      type: "string",
+      description: "intra-op threads, ours and torch's (0: default)",
+      default: "0",
+    },
     temperature: { type: "string", description: "loss temperature τ", default: "0.2" },
-    prune: { type: "string", description: "SDCLR: fraction of conv weights masked", default: "0.9" },
+    prune: {
+      type: "string",
+      description: "SDCLR: fraction of conv weights masked",
+      default: "0.9",
+    },
     seed: { type: "string", description: "seed of weights, views and masks", default: "0" },
     json: { type: "boolean", description: "print one JSON object on the last line" },
-    reference: { type: "string", description: "also time the same step in another framework: torch" },
+    reference: {
+      type: "string",
+      description: "also time the same step in another framework: torch",
+    },
     python: { type: "string", description: "python with torch for --reference torch" },
     "torch-amp": { type: "boolean", description: "reference only: autocast (float16 on CUDA)" },
-    "torch-channels-last": { type: "boolean", description: "reference only: channels_last tensors" },
-    profile: { type: "string", description: "also run this many steps under ORT's profiler and print the breakdown" },
+    "torch-channels-last": {
+      type: "boolean",
+      description: "reference only: channels_last tensors",
+    },
+    profile: {
+      type: "string",
+      description: "also run this many steps under ORT's profiler and print the breakdown",
+    },
   },
   async run(args) {
     if (args.positionals.length > 0) {
-      throw new UsageError(`bench takes no positional arguments, got "${args.positionals.join(" ")}"`);
+      throw new UsageError(
+        `bench takes no positional arguments, got "${args.positionals.join(" ")}"`,
+      );
     }
     const v = args.values;
     let config;
@@ -50,7 +90,9 @@ export const benchCommand: Command = {
     }
     const profileSteps = v.profile === undefined ? 0 : Number(v.profile);
     if (!Number.isInteger(profileSteps) || profileSteps < 0) {
-      throw new UsageError(`--profile: expected a number of steps (integer >= 0), got "${v.profile}"`);
+      throw new UsageError(
+        `--profile: expected a number of steps (integer >= 0), got "${v.profile}"`,
+      );
     }
     const report = await runBench(config, {
       reference: reference as "torch" | undefined,

@@ -7,6 +7,9 @@ import { exportGraphsCommand } from "./export_graphs.ts";
 import { dataCommand } from "./data.ts";
 import { benchCommand } from "./bench.ts";
 import { planCommand } from "./plan.ts";
+import { runCommand } from "./run.ts";
+import { setupCudaCommand } from "./setup_cuda.ts";
+import { packGpuCommand } from "./pack_gpu.ts";
 
 /** One option of a command. */
 export interface CommandOption {
@@ -55,11 +58,13 @@ export function numberOption(args: CommandArgs, name: string): number | undefine
 
 /** Every subcommand, in help order. */
 export const COMMANDS: Command[] = [
-  notYet("run", "run an experiment from a YAML config (ours or the ETH format)", 8),
+  runCommand,
   quickstartCommand,
   exportGraphsCommand,
   planCommand,
   dataCommand,
   benchCommand,
   notYet("analyse", "summarise experiment logs (mean ± std over seeds/splits)", 8),
+  setupCudaCommand,
+  packGpuCommand,
 ];

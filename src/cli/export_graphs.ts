@@ -76,16 +76,21 @@ export async function exportConfig(
   const { encoder, method, batchSize, imageSize } = manifest.spec;
   const reference = checkEncoderParamCount(encoder, manifest.encoder_param_count);
   const lines = [
-    `${config.experiment}${options.label ? ` (${options.label})` : ""} from ${relative(Deno.cwd(), path)}`,
-    `  ${encoder.arch} ${encoder.stem} stem, width ${encoder.width ?? 1}, ${imageSize}x${imageSize}, ` +
-    `${method.name}, ${manifest.optimizer.optimizer.kind}, batch ${batchSize} (graphs fixed at it)`,
+    `${config.experiment}${options.label ? ` (${options.label})` : ""} from ${
+      relative(Deno.cwd(), path)
+    }`,
+    `  ${encoder.arch} ${encoder.stem} stem, width ${
+      encoder.width ?? 1
+    }, ${imageSize}x${imageSize}, ` +
+    `method ${method.name}, ${manifest.optimizer.optimizer.kind}, batch ${batchSize} (graphs fixed at it)`,
     `  encoder parameters (no head): ${thousands(manifest.encoder_param_count)}` +
     (reference === undefined ? "" : " = torchvision's"),
     `  trainable parameters in the step: ${thousands(manifest.param_count)}, ` +
     `BN buffer values: ${thousands(manifest.buffer_count)}`,
   ];
+  lines.push(`  files in ${result.dir}/:`);
   for (const [file, bytes] of Object.entries(result.files)) {
-    lines.push(`  ${join(result.dir, file).padEnd(48)} ${formatBytes(bytes).padStart(9)}`);
+    lines.push(`    ${file.padEnd(24)} ${formatBytes(bytes).padStart(9)}`);
   }
   return lines;
 }
@@ -93,7 +98,8 @@ export async function exportConfig(
 /** The export-graphs command. */
 export const exportGraphsCommand: Command = {
   name: "export-graphs",
-  summary: "write the training, eval, optimizer and fused-step graphs of a config to graphs/<name>/",
+  summary:
+    "write the training, eval, optimizer and fused-step graphs of a config to graphs/<name>/",
   usage: "[config.yaml ...]",
   options: {
     out: { type: "string", description: "output folder", default: "graphs" },
@@ -108,7 +114,10 @@ export const exportGraphsCommand: Command = {
     const checkpoint = !(args.values["no-checkpoint"] as boolean);
     const jobs = args.positionals.length > 0
       ? args.positionals.map((config) => ({ config, label: undefined as string | undefined }))
-      : DEFAULT_EXPORTS.map((d) => ({ config: d.config, label: `${d.method} default: ${d.about}` }));
+      : DEFAULT_EXPORTS.map((d) => ({
+        config: d.config,
+        label: `${d.method} default: ${d.about}`,
+      }));
     for (const job of jobs) {
       const lines = await exportConfig(job.config, outDir, { checkpoint, label: job.label });
       console.log(lines.join("\n"));

@@ -20,8 +20,7 @@ export const runCommand: Command = {
     const path = args.positionals[0];
     if (!path) throw new UsageError("run: give a config file, e.g. `run config/quickstart.yaml`");
     const loaded = await loadConfig(path, overridesFromArgs(args));
-    const { device, reason } = await resolveDevice(loaded.config.device);
-    if (reason) console.error(reason);
+    const { device } = await resolveDevice(loaded.config.device);
     const log = await runExperiment(loaded, {
       resume: Boolean(args.values.resume),
       session: { device, threads: numberOption(args, "threads") },

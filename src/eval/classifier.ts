@@ -37,7 +37,12 @@ export function torchLinearInit(dim: number, classes: number, rng: Rng): Classif
 }
 
 /** weight ~ N(0, std), bias 0 (SDCLR's probe: std 0.01). */
-export function normalLinearInit(dim: number, classes: number, std: number, rng: Rng): ClassifierWeights {
+export function normalLinearInit(
+  dim: number,
+  classes: number,
+  std: number,
+  rng: Rng,
+): ClassifierWeights {
   const weight = new Float32Array(classes * dim);
   rng.fork("weight").fillNormal(weight, 0, std);
   return { dim, classes, weight, bias: new Float32Array(classes) };
@@ -102,7 +107,12 @@ export class LinearClassifier {
       optimizer: createOptimizer(optimizer, "evaluation.optimizer"),
     });
     const opened = await Session.create(graph, session);
-    return new LinearClassifier(dim, classes, opened, new StepRunner(opened, layout, asTensors(initial)));
+    return new LinearClassifier(
+      dim,
+      classes,
+      opened,
+      new StepRunner(opened, layout, asTensors(initial)),
+    );
   }
 
   /** Optimizer updates done so far. */
@@ -147,7 +157,11 @@ export class ClassifierPredictor {
   private constructor(readonly dim: number, readonly classes: number, readonly session: Session) {}
 
   /** Opens the prediction session for [batch, dim] features and `classes` classes. */
-  static async create(dim: number, classes: number, session: SessionOptions = {}): Promise<ClassifierPredictor> {
+  static async create(
+    dim: number,
+    classes: number,
+    session: SessionOptions = {},
+  ): Promise<ClassifierPredictor> {
     const graph = new Graph("linear_probe_predict");
     const features = graph.input("features", "float32", ["batch", dim]);
     const weight = graph.input(FC_WEIGHT, "float32", [classes, dim]);
@@ -158,7 +172,11 @@ export class ClassifierPredictor {
   }
 
   /** Predicted class of each of the `features.length / dim` rows, in chunks of `chunk` rows. */
-  async predict(features: Float32Array, weights: ClassifierWeights, chunk = 4096): Promise<Int32Array> {
+  async predict(
+    features: Float32Array,
+    weights: ClassifierWeights,
+    chunk = 4096,
+  ): Promise<Int32Array> {
     if (weights.dim !== this.dim || weights.classes !== this.classes) {
       throw new Error(
         `ClassifierPredictor: weights are [${weights.classes}, ${weights.dim}], the graph expects ` +
@@ -167,7 +185,9 @@ export class ClassifierPredictor {
     }
     const rows = features.length / this.dim;
     if (!Number.isInteger(rows)) {
-      throw new Error(`ClassifierPredictor: ${features.length} values are not rows of dim ${this.dim}`);
+      throw new Error(
+        `ClassifierPredictor: ${features.length} values are not rows of dim ${this.dim}`,
+      );
     }
     const params = asTensors(weights);
     const out = new Int32Array(rows);

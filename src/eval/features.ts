@@ -4,7 +4,7 @@
  * branch), and batched extraction of a data set's features.
  */
 import type { ImageDataset } from "../data/dataset.ts";
-import { type ContrastiveSpec, buildFeatureGraph } from "../methods/contrastive.ts";
+import { buildFeatureGraph, type ContrastiveSpec } from "../methods/contrastive.ts";
 import { paramFeeds } from "../nn/mod.ts";
 import type { HostTensor } from "../runtime/host_tensor.ts";
 import { Session, type SessionOptions } from "../runtime/session.ts";
@@ -123,13 +123,18 @@ export async function extractFeatures(
   let features: Float32Array | null = null;
   let dim = 0;
   for (let start = 0; start < count; start += batchSize) {
-    const idx = Array.from({ length: Math.min(batchSize, count - start) }, (_, i) => indices[start + i]);
+    const idx = Array.from(
+      { length: Math.min(batchSize, count - start) },
+      (_, i) => indices[start + i],
+    );
     const images = probeImages(data, idx, options.augment ?? null, options.normalization ?? null);
     const batch = await encoder.features(images);
     if (features === null) {
       dim = batch.length / idx.length;
       if (!(Number.isInteger(dim) && dim > 0)) {
-        throw new Error(`extractFeatures: the encoder returned ${batch.length} values for ${idx.length} images`);
+        throw new Error(
+          `extractFeatures: the encoder returned ${batch.length} values for ${idx.length} images`,
+        );
       }
       features = new Float32Array(count * dim);
     } else if (batch.length !== idx.length * dim) {
@@ -139,7 +144,13 @@ export async function extractFeatures(
     }
     features.set(batch, start * dim);
   }
-  return { features: features!, labels, count, dim, classCount: options.classCount ?? data.classes.length };
+  return {
+    features: features!,
+    labels,
+    count,
+    dim,
+    classCount: options.classCount ?? data.classes.length,
+  };
 }
 
 /** The rows of `set` at `indices` (in that order). */
@@ -154,12 +165,18 @@ export function featureSubset(set: FeatureSet, indices: ArrayLike<number>): Feat
 }
 
 /** Rows `indices` of a row-major [n, dim] matrix, copied into a new [indices.length, dim] matrix. */
-export function gatherRows(matrix: Float32Array, dim: number, indices: ArrayLike<number>): Float32Array {
+export function gatherRows(
+  matrix: Float32Array,
+  dim: number,
+  indices: ArrayLike<number>,
+): Float32Array {
   const out = new Float32Array(indices.length * dim);
   const rows = matrix.length / dim;
   for (let i = 0; i < indices.length; i++) {
     const r = indices[i];
-    if (!(r >= 0 && r < rows)) throw new Error(`gatherRows: row ${r} at ${i} is outside [0, ${rows})`);
+    if (!(r >= 0 && r < rows)) {
+      throw new Error(`gatherRows: row ${r} at ${i} is outside [0, ${rows})`);
+    }
     out.set(matrix.subarray(r * dim, (r + 1) * dim), i * dim);
   }
   return out;

@@ -44,7 +44,9 @@ export function groupRuleFromConfig(config: GroupsConfigRule): GroupRule {
 }
 
 function groupNames(count: number): string[] {
-  return count === 3 ? ["many", "medium", "few"] : Array.from({ length: count }, (_, i) => `group${i}`);
+  return count === 3
+    ? ["many", "medium", "few"]
+    : Array.from({ length: count }, (_, i) => `group${i}`);
 }
 
 /**
@@ -54,7 +56,9 @@ function groupNames(count: number): string[] {
  * as `np.argsort` then slicing from the end does in SDCLR.
  */
 export function classGroups(counts: readonly number[], rule: GroupRule): ClassGroup[] {
-  if (counts.length === 0) throw new Error("classGroups: counts is empty (expected one count per class)");
+  if (counts.length === 0) {
+    throw new Error("classGroups: counts is empty (expected one count per class)");
+  }
   counts.forEach((c, k) => {
     if (!(Number.isInteger(c) && c >= 0)) {
       throw new Error(`classGroups: counts[${k}] = ${c}, expected an integer ≥ 0`);
@@ -64,7 +68,9 @@ export function classGroups(counts: readonly number[], rule: GroupRule): ClassGr
     const total = rule.sizes.reduce((a, b) => a + b, 0);
     if (rule.sizes.some((s) => !(Number.isInteger(s) && s > 0)) || total !== counts.length) {
       throw new Error(
-        `evaluation.groups.sizes: ${JSON.stringify(rule.sizes)} must be positive integers summing to ` +
+        `evaluation.groups.sizes: ${
+          JSON.stringify(rule.sizes)
+        } must be positive integers summing to ` +
           `the ${counts.length} classes`,
       );
     }
@@ -79,7 +85,9 @@ export function classGroups(counts: readonly number[], rule: GroupRule): ClassGr
   }
   if (!(rule.fewBelow <= rule.manyAbove + 1)) {
     throw new Error(
-      `evaluation.groups: few_below ${rule.fewBelow} must not exceed many_above + 1 (${rule.manyAbove + 1})`,
+      `evaluation.groups: few_below ${rule.fewBelow} must not exceed many_above + 1 (${
+        rule.manyAbove + 1
+      })`,
     );
   }
   const pick = (test: (c: number) => boolean) =>
@@ -95,7 +103,10 @@ export function classGroups(counts: readonly number[], rule: GroupRule): ClassGr
  * Group accuracies (mean of the member classes' accuracies; classes with NaN
  * accuracy are left out; null for a group with none) and balancedness.
  */
-export function groupReport(perClass: readonly number[], groups: readonly ClassGroup[]): GroupReport {
+export function groupReport(
+  perClass: readonly number[],
+  groups: readonly ClassGroup[],
+): GroupReport {
   const report = groups.map((g) => {
     const values = g.classes.map((k) => {
       if (k >= perClass.length) {
@@ -105,9 +116,15 @@ export function groupReport(perClass: readonly number[], groups: readonly ClassG
       }
       return perClass[k];
     }).filter((v) => !Number.isNaN(v));
-    return { name: g.name, classes: [...g.classes], accuracy: values.length > 0 ? mean(values) : null };
+    return {
+      name: g.name,
+      classes: [...g.classes],
+      accuracy: values.length > 0 ? mean(values) : null,
+    };
   });
   const accuracies = report.map((g) => g.accuracy);
-  const balancedness = accuracies.every((a) => a !== null) ? populationStd(accuracies as number[]) : null;
+  const balancedness = accuracies.every((a) => a !== null)
+    ? populationStd(accuracies as number[])
+    : null;
   return { groups: report, balancedness };
 }

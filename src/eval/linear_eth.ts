@@ -95,7 +95,9 @@ export function ethLinearOptions(
 
 /** `n` values 10^min .. 10^max, evenly spaced in the exponent (torch.logspace; n = 1 gives [10^min]). */
 export function logspace(min: number, max: number, n: number): number[] {
-  if (!(Number.isInteger(n) && n >= 1)) throw new Error(`logspace: n_steps must be an integer ≥ 1, got ${n}`);
+  if (!(Number.isInteger(n) && n >= 1)) {
+    throw new Error(`logspace: n_steps must be an integer ≥ 1, got ${n}`);
+  }
   if (n === 1) return [10 ** min];
   return Array.from({ length: n }, (_, i) => 10 ** (min + (i * (max - min)) / (n - 1)));
 }
@@ -122,7 +124,9 @@ export function stratifiedSplit(
 ): StratifiedSplit {
   const n = labels.length;
   if (!(valFraction > 0 && valFraction < 1)) {
-    throw new Error(`evaluation.linear.val_fraction: expected a number in (0, 1), got ${valFraction}`);
+    throw new Error(
+      `evaluation.linear.val_fraction: expected a number in (0, 1), got ${valFraction}`,
+    );
   }
   const members: number[][] = Array.from({ length: classCount }, () => []);
   for (let i = 0; i < n; i++) {
@@ -134,12 +138,14 @@ export function stratifiedSplit(
   }
   const nVal = Math.ceil(valFraction * n);
   if (nVal >= n) {
-    throw new Error(`stratifiedSplit: ${n} samples leave none for training with val_fraction ${valFraction}`);
+    throw new Error(
+      `stratifiedSplit: ${n} samples leave none for training with val_fraction ${valFraction}`,
+    );
   }
   const shares = members.map((m) => (m.length * nVal) / n);
   const take = shares.map(Math.floor);
   let remaining = nVal - take.reduce((a, b) => a + b, 0);
-  const byRemainder = shares.map((s, k) => k).sort((a, b) =>
+  const byRemainder = shares.map((_, k) => k).sort((a, b) =>
     (shares[b] - take[b]) - (shares[a] - take[a]) || a - b
   );
   for (const k of byRemainder) {
@@ -183,7 +189,9 @@ async function fitAdam(
   const shuffle = rng.fork("shuffle");
   const { batchSize, epochs } = options;
   const stepsPerEpoch = Math.ceil(indices.length / batchSize);
-  const bar = options.progress ? new ProgressBar(`eth linear ${tag}`, epochs * stepsPerEpoch) : null;
+  const bar = options.progress
+    ? new ProgressBar(`eth linear ${tag}`, epochs * stepsPerEpoch)
+    : null;
   const lossPerEpoch: number[] = [];
   try {
     for (let epoch = 0; epoch < epochs; epoch++) {
@@ -195,7 +203,11 @@ async function fitAdam(
           (_, i) => indices[order[start + i]],
         );
         const labels = rows.map((r) => set.labels[r]);
-        const loss = await classifier.step(gatherRows(set.features, set.dim, rows), labels, options.lr);
+        const loss = await classifier.step(
+          gatherRows(set.features, set.dim, rows),
+          labels,
+          options.lr,
+        );
         total += loss * rows.length;
         bar?.tick(1, { loss });
       }

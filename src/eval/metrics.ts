@@ -1,6 +1,10 @@
 /** Accuracy, per-class accuracy and the summary statistics the evaluation reports. */
 
-function checkLengths(predictions: ArrayLike<number>, labels: ArrayLike<number>, where: string): void {
+function checkLengths(
+  predictions: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  where: string,
+): void {
   if (predictions.length !== labels.length) {
     throw new Error(
       `${where}: ${predictions.length} predictions for ${labels.length} labels (expected equal counts)`,

@@ -22,8 +22,8 @@ import {
   RESNET_STEMS,
   type ResNetArch,
   type ResNetConfig,
-  type ResNetStem,
   resnetFeatureDim,
+  type ResNetStem,
 } from "../nn/mod.ts";
 import { OPTIMIZER_KINDS, type OptimizerConfig } from "../optim/mod.ts";
 import type { ContrastiveLossSpec, ContrastiveSpec, MethodSpec } from "./contrastive.ts";
@@ -166,7 +166,9 @@ export function contrastiveSpecFromConfig(config: ExperimentConfig): Contrastive
   }
   const imageSize = config.data.image_size;
   if (!Number.isInteger(imageSize) || imageSize < 1) {
-    throw new Error(`data.image_size: expected a positive integer, got ${JSON.stringify(imageSize)}`);
+    throw new Error(
+      `data.image_size: expected a positive integer, got ${JSON.stringify(imageSize)}`,
+    );
   }
   return {
     encoder,

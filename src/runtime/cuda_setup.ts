@@ -17,9 +17,9 @@ import {
   checkLibraries,
   type DlopenedLibrary,
   hostLibrarySearchPath,
+  ldLibraryPathExport,
   type LibraryReport,
   type LibrarySearchPath,
-  ldLibraryPathExport,
 } from "./libs.ts";
 
 /** The npm package holding the CUDA provider that matches onnxruntime-node 1.29.0. */
@@ -35,7 +35,8 @@ export const GPU_PROVIDER_PACKAGE = {
 export const GPU_PROVIDER_SPEC = `${GPU_PROVIDER_PACKAGE.name}@${GPU_PROVIDER_PACKAGE.version}`;
 
 /** File name `npm pack` gives the package tarball. */
-export const GPU_PROVIDER_TARBALL = `${GPU_PROVIDER_PACKAGE.name}-${GPU_PROVIDER_PACKAGE.version}.tgz`;
+export const GPU_PROVIDER_TARBALL =
+  `${GPU_PROVIDER_PACKAGE.name}-${GPU_PROVIDER_PACKAGE.version}.tgz`;
 
 /**
  * Libraries the CUDA provider opens with dlopen() at run time rather than
@@ -53,8 +54,14 @@ export const CUDA_PROVIDER_DLOPENED: DlopenedLibrary[] = [
       { name: "libcudnn_cnn.so.9" },
       { name: "libcudnn_engines_precompiled.so.9" },
       { name: "libcudnn_heuristic.so.9" },
-      { name: "libcudnn_engines_runtime_compiled.so.9", optional: "runtime-compiled (fused) cuDNN engines" },
-      { name: "libcudnn_adv.so.9", optional: "cuDNN RNN and attention kernels (our graphs use none)" },
+      {
+        name: "libcudnn_engines_runtime_compiled.so.9",
+        optional: "runtime-compiled (fused) cuDNN engines",
+      },
+      {
+        name: "libcudnn_adv.so.9",
+        optional: "cuDNN RNN and attention kernels (our graphs use none)",
+      },
     ],
   },
   {
@@ -68,6 +75,11 @@ export const CUDA_PROVIDER_DLOPENED: DlopenedLibrary[] = [
     optional: "kernels compiled at run time (cuDNN runtime fusion)",
   },
 ];
+
+/** The pip line that installs every CUDA 13 / cuDNN 9 library the provider uses (not the driver). */
+export const PIP_INSTALL_LINE =
+  "python3 -m pip install 'nvidia-cuda-runtime==13.*' 'nvidia-cublas==13.*' " +
+  "'nvidia-curand==10.*' 'nvidia-cufft==12.*' 'nvidia-cuda-nvrtc==13.*' 'nvidia-cudnn-cu13==9.*'";
 
 /** Where a library can be installed from, for the messages. */
 export const LIBRARY_SOURCES: Record<string, string> = {
@@ -99,7 +111,9 @@ async function runChecked(command: string, args: string[], what: string): Promis
   }
   if (!output.success) {
     const stderr = new TextDecoder().decode(output.stderr).trim().split("\n").slice(-3).join(" | ");
-    throw new Error(`${what}: \`${command} ${args.join(" ")}\` failed (exit ${output.code}): ${stderr}`);
+    throw new Error(
+      `${what}: \`${command} ${args.join(" ")}\` failed (exit ${output.code}): ${stderr}`,
+    );
   }
   return new TextDecoder().decode(output.stdout);
 }
@@ -117,10 +131,19 @@ export async function downloadProviderPackage(dir: string): Promise<string> {
 }
 
 /** Extracts the two provider files from the package tarball into `dir`. */
-export async function extractProviderFiles(tarball: string, dir: string): Promise<Record<string, string>> {
+export async function extractProviderFiles(
+  tarball: string,
+  dir: string,
+): Promise<Record<string, string>> {
   const members = CUDA_PROVIDER_FILES.map((f) => `${GPU_PROVIDER_PACKAGE.folder}/${f}`);
-  await runChecked("tar", ["-xzf", tarball, "-C", dir, ...members], `extracting the CUDA provider from ${tarball}`);
-  return Object.fromEntries(CUDA_PROVIDER_FILES.map((f) => [f, join(dir, GPU_PROVIDER_PACKAGE.folder, f)]));
+  await runChecked(
+    "tar",
+    ["-xzf", tarball, "-C", dir, ...members],
+    `extracting the CUDA provider from ${tarball}`,
+  );
+  return Object.fromEntries(
+    CUDA_PROVIDER_FILES.map((f) => [f, join(dir, GPU_PROVIDER_PACKAGE.folder, f)]),
+  );
 }
 
 /**
@@ -129,7 +152,10 @@ export async function extractProviderFiles(tarball: string, dir: string): Promis
  * package (`package/Plugins/Linux/x64/`). Extracts into `workDir` when it
  * has to. Throws naming what it looked for.
  */
-export async function findProviderFiles(from: string, workDir: string): Promise<Record<string, string>> {
+export async function findProviderFiles(
+  from: string,
+  workDir: string,
+): Promise<Record<string, string>> {
   let stat: Deno.FileInfo;
   try {
     stat = await Deno.stat(from);
@@ -146,7 +172,9 @@ export async function findProviderFiles(from: string, workDir: string): Promise<
   const tarball = join(from, GPU_PROVIDER_TARBALL);
   if (await exists(tarball)) return await extractProviderFiles(tarball, workDir);
   throw new Error(
-    `--from ${from}: found neither ${CUDA_PROVIDER_FILES.join(" and ")} nor ${GPU_PROVIDER_TARBALL} ` +
+    `--from ${from}: found neither ${
+      CUDA_PROVIDER_FILES.join(" and ")
+    } nor ${GPU_PROVIDER_TARBALL} ` +
       `(get it with \`npm pack ${GPU_PROVIDER_SPEC}\`)`,
   );
 }
@@ -210,11 +238,17 @@ export async function checkCudaLibraries(options: CheckOptions = {}): Promise<Li
   for (const file of CUDA_PROVIDER_FILES) {
     const path = join(dir, file);
     if (!await exists(path)) {
-      throw new Error(`the CUDA provider is not installed: missing ${path}; run \`deno task setup-cuda\``);
+      throw new Error(
+        `the CUDA provider is not installed: missing ${path}; run \`deno task setup-cuda\``,
+      );
     }
   }
   const search = options.search ?? await hostLibrarySearchPath(options.pythons);
-  return await checkLibraries(join(dir, "libonnxruntime_providers_cuda.so"), search, CUDA_PROVIDER_DLOPENED);
+  return await checkLibraries(
+    join(dir, "libonnxruntime_providers_cuda.so"),
+    search,
+    CUDA_PROVIDER_DLOPENED,
+  );
 }
 
 /** The line naming a missing library, where it was needed and where to get it. */
@@ -234,7 +268,11 @@ export function describeMissing(check: LibraryReport["checks"][number]): string 
 export function formatLibraryReport(report: LibraryReport): string[] {
   const lines = report.missing.map(describeMissing);
   for (const check of report.optionalMissing) {
-    lines.push(`${describeMissing(check).replace(/^missing:/, "optional, missing:")}; without it: ${check.optional}`);
+    lines.push(
+      `${
+        describeMissing(check).replace(/^missing:/, "optional, missing:")
+      }; without it: ${check.optional}`,
+    );
   }
   const hinted = report.checks.filter((c) => c.status === "hint");
   for (const check of hinted) {

@@ -49,7 +49,9 @@ export async function probeCudaSession(deviceId = 0): Promise<void> {
     executionProviders: [{ name: "cuda", deviceId }],
     logSeverityLevel: 3,
   });
-  const y = await session.run({ x: new ort.Tensor("float32", new Float32Array([1, 2, 3, 4]), [4]) });
+  const y = await session.run({
+    x: new ort.Tensor("float32", new Float32Array([1, 2, 3, 4]), [4]),
+  });
   const out = y.y.data as Float32Array;
   await session.release();
   if (out[3] !== 8) throw new Error(`the CUDA probe session computed ${out[3]} for 4 + 4`);
@@ -60,7 +62,9 @@ function firstLine(message: string): string {
 }
 
 /** Why CUDA cannot be used here, or undefined when it can. */
-export async function cudaUnavailableReason(options: ResolveDeviceOptions = {}): Promise<string | undefined> {
+export async function cudaUnavailableReason(
+  options: ResolveDeviceOptions = {},
+): Promise<string | undefined> {
   const dir = options.providerDir ?? ortNativeDir();
   for (const file of CUDA_PROVIDER_FILES) {
     const path = join(dir, file);
@@ -71,7 +75,11 @@ export async function cudaUnavailableReason(options: ResolveDeviceOptions = {}):
         "run `deno task setup-cuda` on a host with CUDA 13 and cuDNN 9";
     }
   }
-  const report = await checkCudaLibraries({ providerDir: dir, pythons: options.pythons, search: options.search });
+  const report = await checkCudaLibraries({
+    providerDir: dir,
+    pythons: options.pythons,
+    search: options.search,
+  });
   const problem = firstProblem(report);
   if (problem) return problem;
   if (options.probe === false) return undefined;
@@ -99,6 +107,8 @@ export async function resolveDevice(
   const reason = await cudaUnavailableReason(options);
   if (reason === undefined) return { device: "cuda" };
   if (requested === "cuda") throw new DeviceUnavailableError(`--device cuda: ${reason}`);
-  (options.warn ?? ((line: string) => console.error(line)))(`device auto: using the CPU, because ${reason}`);
+  (options.warn ?? ((line: string) => console.error(line)))(
+    `device auto: using the CPU, because ${reason}`,
+  );
   return { device: "cpu", reason };
 }

@@ -39,7 +39,11 @@ const PT_DYNAMIC = 2;
 
 /** Reads byte ranges of a file without loading it whole. */
 class RangeReader {
-  private constructor(private readonly file: Deno.FsFile, readonly path: string, readonly size: number) {}
+  private constructor(
+    private readonly file: Deno.FsFile,
+    readonly path: string,
+    readonly size: number,
+  ) {}
 
   static async open(path: string): Promise<RangeReader> {
     const file = await Deno.open(path, { read: true });
@@ -49,7 +53,9 @@ class RangeReader {
 
   async read(offset: number, length: number): Promise<DataView> {
     if (offset < 0 || offset + length > this.size) {
-      throw new Error(`${this.path}: malformed ELF file (reads ${length} bytes at ${offset}, file has ${this.size})`);
+      throw new Error(
+        `${this.path}: malformed ELF file (reads ${length} bytes at ${offset}, file has ${this.size})`,
+      );
     }
     const bytes = new Uint8Array(length);
     await this.file.seek(offset, Deno.SeekMode.Start);
@@ -90,8 +96,12 @@ async function readHeader(reader: RangeReader): Promise<ElfHeader> {
   const ident = await reader.read(0, 64);
   const magic = ident.getUint32(0, false);
   if (magic !== 0x7f454c46) throw new Error(`${reader.path}: not an ELF file (no \\x7fELF magic)`);
-  if (ident.getUint8(4) !== 2) throw new Error(`${reader.path}: a 32-bit ELF file; expected a 64-bit one`);
-  if (ident.getUint8(5) !== 1) throw new Error(`${reader.path}: a big-endian ELF file; expected little-endian`);
+  if (ident.getUint8(4) !== 2) {
+    throw new Error(`${reader.path}: a 32-bit ELF file; expected a 64-bit one`);
+  }
+  if (ident.getUint8(5) !== 1) {
+    throw new Error(`${reader.path}: a big-endian ELF file; expected little-endian`);
+  }
   return {
     phoff: Number(ident.getBigUint64(0x20, true)),
     shoff: Number(ident.getBigUint64(0x28, true)),
@@ -117,7 +127,9 @@ async function readSections(reader: RangeReader, header: ElfHeader): Promise<Elf
     };
   });
   const names = raw[header.shstrndx];
-  if (!names) throw new Error(`${reader.path}: section-name table index ${header.shstrndx} out of range`);
+  if (!names) {
+    throw new Error(`${reader.path}: section-name table index ${header.shstrndx} out of range`);
+  }
   const nameBytes = new Uint8Array((await reader.read(names.offset, names.size)).buffer);
   const decoder = new TextDecoder();
   return raw.map((s) => {
@@ -171,14 +183,23 @@ export async function elfDynamicInfo(path: string): Promise<ElfDynamicInfo> {
       entries.push({ tag, value });
     }
     if (strtabAddress === undefined) throw new Error(`${path}: dynamic section without DT_STRTAB`);
-    const segment = loads.find((l) => strtabAddress! >= l.vaddr && strtabAddress! < l.vaddr + l.filesz);
-    if (!segment) throw new Error(`${path}: DT_STRTAB address 0x${strtabAddress.toString(16)} is in no PT_LOAD segment`);
+    const segment = loads.find((l) =>
+      strtabAddress! >= l.vaddr && strtabAddress! < l.vaddr + l.filesz
+    );
+    if (!segment) {
+      throw new Error(
+        `${path}: DT_STRTAB address 0x${strtabAddress.toString(16)} is in no PT_LOAD segment`,
+      );
+    }
     const strtab = segment.offset + (strtabAddress - segment.vaddr);
     for (const { tag, value } of entries) {
       if (tag === DT_NEEDED) info.needed.push(await reader.cString(strtab + value));
       else if (tag === DT_SONAME) info.soname = await reader.cString(strtab + value);
-      else if (tag === DT_RUNPATH) info.runpath.push(...splitPath(await reader.cString(strtab + value)));
-      else if (tag === DT_RPATH) info.rpath.push(...splitPath(await reader.cString(strtab + value)));
+      else if (tag === DT_RUNPATH) {
+        info.runpath.push(...splitPath(await reader.cString(strtab + value)));
+      } else if (tag === DT_RPATH) {
+        info.rpath.push(...splitPath(await reader.cString(strtab + value)));
+      }
     }
     return info;
   } finally {

@@ -74,13 +74,17 @@ export async function fatbinEntries(path: string): Promise<FatbinEntry[]> {
           continue;
         }
         throw new Error(
-          `${path}: unknown fat-binary container magic 0x${magic.toString(16)} at file offset ${at}`,
+          `${path}: unknown fat-binary container magic 0x${
+            magic.toString(16)
+          } at file offset ${at}`,
         );
       }
       const headerSize = head.getUint16(6, true);
       const bodySize = Number(head.getBigUint64(8, true));
       const containerEnd = at + headerSize + bodySize;
-      if (containerEnd > end) throw new Error(`${path}: fat-binary container at ${at} runs past .nv_fatbin`);
+      if (containerEnd > end) {
+        throw new Error(`${path}: fat-binary container at ${at} runs past .nv_fatbin`);
+      }
       let entryAt = at + headerSize;
       while (entryAt + ENTRY_HEADER_MIN <= containerEnd) {
         const e = await read(entryAt, ENTRY_HEADER_MIN);
@@ -88,7 +92,9 @@ export async function fatbinEntries(path: string): Promise<FatbinEntry[]> {
         const entryHeaderSize = e.getUint32(4, true);
         const payloadSize = Number(e.getBigUint64(8, true));
         if (entryHeaderSize < ENTRY_HEADER_MIN) {
-          throw new Error(`${path}: fat-binary entry at ${entryAt} has header size ${entryHeaderSize}`);
+          throw new Error(
+            `${path}: fat-binary entry at ${entryAt} has header size ${entryHeaderSize}`,
+          );
         }
         entries.push({
           container,
@@ -100,7 +106,9 @@ export async function fatbinEntries(path: string): Promise<FatbinEntry[]> {
         entryAt += entryHeaderSize + payloadSize;
       }
       if (entryAt !== containerEnd) {
-        throw new Error(`${path}: fat-binary container at ${at} ends at ${entryAt}, header says ${containerEnd}`);
+        throw new Error(
+          `${path}: fat-binary container at ${at} ends at ${entryAt}, header says ${containerEnd}`,
+        );
       }
       at = containerEnd;
       container++;
@@ -115,7 +123,8 @@ export async function fatbinEntries(path: string): Promise<FatbinEntry[]> {
 export function summarizeFatbin(entries: FatbinEntry[]): FatbinArchSummary[] {
   const byArch = new Map<number, FatbinArchSummary>();
   for (const e of entries) {
-    const s = byArch.get(e.arch) ?? { arch: e.arch, elfEntries: 0, elfBytes: 0, ptxEntries: 0, ptxBytes: 0 };
+    const s = byArch.get(e.arch) ??
+      { arch: e.arch, elfEntries: 0, elfBytes: 0, ptxEntries: 0, ptxBytes: 0 };
     if (e.kind === "ptx") {
       s.ptxEntries++;
       s.ptxBytes += e.payloadSize;
@@ -128,11 +137,44 @@ export function summarizeFatbin(entries: FatbinEntry[]): FatbinArchSummary[] {
   return [...byArch.values()].sort((a, b) => a.arch - b.arch);
 }
 
-/** Parses "sm_90" (or "90") into 90; throws naming the value otherwise. */
+/** NVIDIA GPU architectures (compute capability × 10) that CUDA 12 and 13 know. */
+export const KNOWN_SM_ARCHS = [
+  50,
+  52,
+  53,
+  60,
+  61,
+  62,
+  70,
+  72,
+  75,
+  80,
+  86,
+  87,
+  88,
+  89,
+  90,
+  100,
+  101,
+  103,
+  110,
+  120,
+  121,
+];
+
+/** Parses "sm_90" (or "90", "sm_90a") into 90; throws naming the value when it is no known architecture. */
 export function parseSmArch(value: string): number {
   const match = /^(?:sm_)?(\d{2,3})[af]?$/.exec(value.trim());
   if (!match) throw new Error(`--arch: expected a GPU architecture like sm_90, got "${value}"`);
-  return Number(match[1]);
+  const arch = Number(match[1]);
+  if (!KNOWN_SM_ARCHS.includes(arch)) {
+    throw new Error(
+      `--arch: unknown GPU architecture "${value}"; known: ${
+        KNOWN_SM_ARCHS.map((a) => `sm_${a}`).join(", ")
+      }`,
+    );
+  }
+  return arch;
 }
 
 /**
@@ -157,7 +199,9 @@ export function entriesToKeep(entries: FatbinEntry[], gpu: number): Set<FatbinEn
   };
   for (const e of entries) {
     const usable = e.kind === "ptx" ? e.arch <= gpu : e.kind === "elf" && cubinRunsOn(e.arch, gpu);
-    if (usable && better(e, best.get(e.container))) best.set(e.container, { arch: e.arch, kind: e.kind });
+    if (usable && better(e, best.get(e.container))) {
+      best.set(e.container, { arch: e.arch, kind: e.kind });
+    }
   }
   return new Set(entries.filter((e) => {
     const chosen = best.get(e.container);
@@ -178,10 +222,15 @@ export interface PruneResult {
  * architecture `gpu` would not load overwritten by zeros. Throws when the
  * library holds no code that GPU can run, naming the architectures it has.
  */
-export async function pruneFatbin(source: string, target: string, gpu: number): Promise<PruneResult> {
+export async function pruneFatbin(
+  source: string,
+  target: string,
+  gpu: number,
+): Promise<PruneResult> {
   const entries = await fatbinEntries(source);
   const keep = entriesToKeep(entries, gpu);
-  if (keep.size === 0) {
+  // PTX alone would mean JIT-compiling every kernel at start-up: not a bundle worth making.
+  if (![...keep].some((e) => e.kind === "elf")) {
     const archs = summarizeFatbin(entries).map((s) => `sm_${s.arch}`).join(", ");
     throw new Error(`--arch sm_${gpu}: ${source} has no device code for it (it has ${archs})`);
   }

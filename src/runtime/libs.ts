@@ -185,7 +185,9 @@ export async function pythonNvidiaLibDirs(pythons: string[]): Promise<string[]> 
  * Python environments' nvidia/*\/lib folders (`pythons` adds interpreters).
  */
 export async function hostLibrarySearchPath(pythons: string[] = []): Promise<LibrarySearchPath> {
-  const ldLibraryPath = (Deno.env.get("LD_LIBRARY_PATH") ?? "").split(":").filter((p) => p.length > 0);
+  const ldLibraryPath = (Deno.env.get("LD_LIBRARY_PATH") ?? "").split(":").filter((p) =>
+    p.length > 0
+  );
   const toolkit: string[] = [...CUDA_TOOLKIT_DIRS];
   try {
     for await (const entry of Deno.readDir("/usr/local")) {
@@ -212,7 +214,9 @@ async function locate(
   requester: { origin: string; rpath: string[]; runpath: string[] },
   search: LibrarySearchPath,
 ): Promise<{ path: string; status: "loader" | "hint" } | undefined> {
-  if (name.includes("/")) return (await exists(name)) ? { path: name, status: "loader" } : undefined;
+  if (name.includes("/")) {
+    return (await exists(name)) ? { path: name, status: "loader" } : undefined;
+  }
   const loaderDirs = [
     ...(requester.runpath.length === 0 ? requester.rpath : []),
     ...search.ldLibraryPath,
@@ -271,10 +275,11 @@ export async function checkLibraries(
       optional: lib.optional,
       purpose: lib.purpose,
     });
-    for (const companion of lib.companions ?? []) {
+    // A missing library's companions go unlisted: installing it brings them.
+    for (const companion of found ? lib.companions ?? [] : []) {
       seen.add(companion.name);
-      const beside = found ? join(dirname(found.path), companion.name) : undefined;
-      const path = beside && await exists(beside) ? beside : undefined;
+      const beside = join(dirname(found!.path), companion.name);
+      const path = await exists(beside) ? beside : undefined;
       record({
         name: companion.name,
         neededBy: lib.name,
@@ -296,7 +301,12 @@ export async function checkLibraries(
       if (seen.has(name)) continue;
       seen.add(name);
       const found = await locate(name, requester, search);
-      record({ name, neededBy: basename(path), path: found?.path, status: found?.status ?? "missing" });
+      record({
+        name,
+        neededBy: basename(path),
+        path: found?.path,
+        status: found?.status ?? "missing",
+      });
     }
   }
 

@@ -21,7 +21,13 @@ export function ortNativeDir(): string {
   const require = createRequire(import.meta.url);
   const entry = require.resolve("onnxruntime-node");
   const pkgRoot = dirname(dirname(entry));
-  return join(pkgRoot, "bin", "napi-v6", Deno.build.os === "darwin" ? "darwin" : "linux", archName());
+  return join(
+    pkgRoot,
+    "bin",
+    "napi-v6",
+    Deno.build.os === "darwin" ? "darwin" : "linux",
+    archName(),
+  );
 }
 
 function archName(): string {

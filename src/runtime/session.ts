@@ -93,7 +93,10 @@ export class Session {
   }
 
   /** Runs the model; returns the named outputs (all when `fetch` is omitted). */
-  async run(feeds: Record<string, HostTensor>, fetch?: string[]): Promise<Record<string, HostTensor>> {
+  async run(
+    feeds: Record<string, HostTensor>,
+    fetch?: string[],
+  ): Promise<Record<string, HostTensor>> {
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const name of this.inputNames) {
       const t = feeds[name];

@@ -60,13 +60,22 @@ export function cudaProviderOptions(options: SessionOptions): Record<string, str
 /** Throws, naming the option, when a CUDA provider option asks for what the binding cannot pass on. */
 export function assertCudaOptionsApplicable(options: SessionOptions): void {
   if (BINDING_FORWARDS_CUDA_OPTIONS) return;
-  for (const [key, ortName] of Object.entries(CUDA_OPTION_NAMES) as [keyof typeof CUDA_OPTION_DEFAULTS, string][]) {
+  for (
+    const [key, ortName] of Object.entries(CUDA_OPTION_NAMES) as [
+      keyof typeof CUDA_OPTION_DEFAULTS,
+      string,
+    ][]
+  ) {
     const value = options[key];
     const fallback = CUDA_OPTION_DEFAULTS[key];
     if (value !== undefined && value !== fallback) {
       throw new Error(
-        `${ortName}: ${JSON.stringify(value)} cannot be applied: onnxruntime-node 1.29.0 passes only deviceId ` +
-          `to the CUDA execution provider, so ORT's default ${JSON.stringify(fallback)} is in force; ` +
+        `${ortName}: ${
+          JSON.stringify(value)
+        } cannot be applied: onnxruntime-node 1.29.0 passes only deviceId ` +
+          `to the CUDA execution provider, so ORT's default ${
+            JSON.stringify(fallback)
+          } is in force; ` +
           `remove the key or set it to ${JSON.stringify(fallback)}`,
       );
     }
@@ -88,7 +97,9 @@ export function ortSessionOptions(options: SessionOptions): ort.InferenceSession
     interOpNumThreads: 1,
     executionMode: "sequential",
     enableCpuMemArena: options.memoryArena ?? true,
-    executionProviders: device === "cuda" ? [{ name: "cuda", deviceId: options.deviceId ?? 0 }, "cpu"] : ["cpu"],
+    executionProviders: device === "cuda"
+      ? [{ name: "cuda", deviceId: options.deviceId ?? 0 }, "cpu"]
+      : ["cpu"],
   };
 }
 
@@ -117,13 +128,19 @@ const RUNTIME_KEYS = [
 
 function oneOf<T extends string>(key: string, value: unknown, allowed: readonly T[]): T {
   if (typeof value !== "string" || !(allowed as readonly string[]).includes(value)) {
-    throw new Error(`${key}: expected one of ${allowed.map((a) => `"${a}"`).join(", ")}, got ${JSON.stringify(value)}`);
+    throw new Error(
+      `${key}: expected one of ${allowed.map((a) => `"${a}"`).join(", ")}, got ${
+        JSON.stringify(value)
+      }`,
+    );
   }
   return value as T;
 }
 
 function boolean(key: string, value: unknown): boolean {
-  if (typeof value !== "boolean") throw new Error(`${key}: expected true or false, got ${JSON.stringify(value)}`);
+  if (typeof value !== "boolean") {
+    throw new Error(`${key}: expected true or false, got ${JSON.stringify(value)}`);
+  }
   return value;
 }
 
@@ -158,7 +175,9 @@ export function sessionOptionsFromConfig(config: RuntimeConfig): SessionOptions 
     options.device = oneOf("device", config.device, ["cpu", "cuda"] as const);
   }
   if (config.threads !== undefined) options.threads = nonNegativeInt("threads", config.threads);
-  if (config.device_id !== undefined) options.deviceId = nonNegativeInt("device_id", config.device_id);
+  if (config.device_id !== undefined) {
+    options.deviceId = nonNegativeInt("device_id", config.device_id);
+  }
   if (config.cudnn_conv_algo_search !== undefined) {
     options.cudnnConvAlgoSearch = oneOf(
       "cudnn_conv_algo_search",
@@ -167,8 +186,12 @@ export function sessionOptionsFromConfig(config: RuntimeConfig): SessionOptions 
     );
   }
   if (config.use_tf32 !== undefined) options.useTf32 = boolean("use_tf32", config.use_tf32);
-  if (config.prefer_nhwc !== undefined) options.preferNhwc = boolean("prefer_nhwc", config.prefer_nhwc);
-  if (config.memory_arena !== undefined) options.memoryArena = boolean("memory_arena", config.memory_arena);
+  if (config.prefer_nhwc !== undefined) {
+    options.preferNhwc = boolean("prefer_nhwc", config.prefer_nhwc);
+  }
+  if (config.memory_arena !== undefined) {
+    options.memoryArena = boolean("memory_arena", config.memory_arena);
+  }
   if (config.arena_extend_strategy !== undefined) {
     options.arenaExtendStrategy = oneOf(
       "arena_extend_strategy",

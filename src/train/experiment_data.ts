@@ -13,6 +13,8 @@ import { readIndexNpy } from "../data/npy.ts";
 
 /** Every data set a run may need (null where the config names none). */
 export interface ExperimentData {
+  /** The whole training set (split files index into it). */
+  full: ImageDataset;
   /** Images the encoder is pretrained on. */
   pretrain: ImageDataset;
   /** Training set of the linear probe (the whole training set unless a split is named). */
@@ -24,7 +26,8 @@ export interface ExperimentData {
   classes: number;
 }
 
-async function split(base: ImageDataset, dir: string, file: string | null): Promise<ImageDataset | null> {
+/** The images of `base` listed by the .npy file `file` (relative to `dir`); null when no file is named. */
+export async function split(base: ImageDataset, dir: string, file: string | null): Promise<ImageDataset | null> {
   if (file === null) return null;
   const path = join(dir, file);
   return subsetDataset(base, await readIndexNpy(path, base.count), path);
@@ -64,6 +67,7 @@ export async function loadExperimentData(config: ExperimentConfig): Promise<Expe
     test = (await listSet(config, data.test_split))!;
     const train = (await listSet(config, data.train_split)) ?? trainAll;
     return {
+      full: trainAll,
       pretrain: trainAll,
       train,
       val: await listSet(config, data.val_split),
@@ -74,6 +78,7 @@ export async function loadExperimentData(config: ExperimentConfig): Promise<Expe
   }
   checkDataset(trainAll);
   return {
+    full: trainAll,
     pretrain: (await split(trainAll, data.dir, data.pretrain_split)) ?? trainAll,
     train: (await split(trainAll, data.dir, data.train_split)) ?? trainAll,
     val: await split(trainAll, data.dir, data.val_split),

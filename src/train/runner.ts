@@ -7,11 +7,12 @@
  * So a resumed run continues exactly where the checkpoint left it.
  */
 import type { LoadedConfig } from "../config/mod.ts";
-import { Augmenter } from "../augment/mod.ts";
+import { Augmenter, recipeFromConfig } from "../augment/mod.ts";
 import { EpochLoader } from "../data/loader.ts";
 import { buildContrastiveStep, type ContrastiveStep } from "../methods/contrastive.ts";
 import { contrastiveSpecFromConfig, optimizerFromConfig } from "../methods/from_config.ts";
 import { initParams } from "../nn/mod.ts";
+import { createOptimizer } from "../optim/mod.ts";
 import type { HostTensor } from "../runtime/host_tensor.ts";
 import { Session, type SessionOptions } from "../runtime/session.ts";
 import { iterationsPerEpoch, lrScheduleFromConfig, muRng, muScheduleFromConfig } from "../schedules/from_config.ts";
@@ -23,7 +24,6 @@ import { evaluatorFor, type Evaluator } from "./evaluate.ts";
 import { loadExperimentData } from "./experiment_data.ts";
 import { buildExperimentLog, type ExperimentLog, writeExperimentLog } from "./log.ts";
 import { configHash, runPaths } from "./paths.ts";
-import { recipeFromConfig } from "./recipe.ts";
 import { loadRunCheckpoint, type RunProgress, saveRunCheckpoint } from "./run_state.ts";
 import { sdclrEpochMasks } from "./sdclr_epoch.ts";
 import { StepRunner } from "./step_runner.ts";
@@ -74,7 +74,7 @@ export async function runExperiment(loaded: LoadedConfig, options: RunOptions): 
   const lrSchedule = lrScheduleFromConfig(config, iterations);
   const mu = muScheduleFromConfig(config, muRng(config.seed));
   const spec = contrastiveSpecFromConfig(config);
-  const optimizer = optimizerFromConfig(config);
+  const optimizer = createOptimizer(optimizerFromConfig(config.optimizer).optimizer);
 
   // Parameters, buffers and optimizer state, shared by the step of every batch size.
   const values = new Map<string, HostTensor>();
@@ -112,14 +112,15 @@ export async function runExperiment(loaded: LoadedConfig, options: RunOptions): 
   };
   await stepFor(batch);
 
-  const augmenter = await Augmenter.create(recipeFromConfig(config), {
+  const augmenter = await Augmenter.create(recipeFromConfig(config.augmentation), {
     ...options.session,
     height: data.pretrain.height,
     width: data.pretrain.width,
   });
   const evaluator = options.evaluator ?? evaluatorFor(config, data, options.session);
   const sessionStart = performance.now();
-  const elapsed = () => progress.elapsedSeconds + (performance.now() - sessionStart) / 1000;
+  const earlierSessions = progress.elapsedSeconds;
+  const elapsed = () => earlierSessions + (performance.now() - sessionStart) / 1000;
   const log = (status: string) => buildExperimentLog(loaded, progress, status, elapsed(), options.session);
   let stopRequested = false;
   const onSignal = () => (stopRequested = true);
@@ -132,7 +133,7 @@ export async function runExperiment(loaded: LoadedConfig, options: RunOptions): 
       const epochStart = performance.now();
       let views = 0;
       const masks = spec.method.name === "sdclr"
-        ? await sdclrEpochMasks(config, fullStep, values, epoch, progress.stepInEpoch > 0)
+        ? sdclrEpochMasks(config, fullStep, values, epoch, progress.stepInEpoch > 0)
         : {};
       const bar = options.progress === false
         ? null

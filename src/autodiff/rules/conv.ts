@@ -40,7 +40,9 @@ export type WeightGradStrategy =
 
 function staticDim(t: Tensor, axis: number, what: string): number {
   const d = t.shape[axis];
-  if (typeof d !== "number") throw new Error(`Conv gradient: ${what} of ${t.name} must be static, got ${d}`);
+  if (typeof d !== "number") {
+    throw new Error(`Conv gradient: ${what} of ${t.name} must be static, got ${d}`);
+  }
   return d;
 }
 
@@ -48,15 +50,25 @@ function staticDim(t: Tensor, axis: number, what: string): number {
  * The geometry of a 2-D convolution of `x` [N, C, H, W] with `w` [K, C/group, kh, kw]
  * under the Conv attributes `attrs` (strides, pads, dilations, group).
  */
-export function conv2dGeometry(x: Tensor, w: Tensor, attrs: Record<string, AttrValue>): Conv2dGeometry {
-  const ints = (name: string, fallback: number[]) => (attrs[name] as number[] | undefined) ?? fallback;
+export function conv2dGeometry(
+  x: Tensor,
+  w: Tensor,
+  attrs: Record<string, AttrValue>,
+): Conv2dGeometry {
+  const ints = (name: string, fallback: number[]) =>
+    (attrs[name] as number[] | undefined) ?? fallback;
   const strides = ints("strides", [1, 1]);
   const dilations = ints("dilations", [1, 1]);
   const pads = ints("pads", [0, 0, 0, 0]);
   const inSize: [number, number] = [staticDim(x, 2, "height"), staticDim(x, 3, "width")];
-  const kernel: [number, number] = [staticDim(w, 2, "kernel height"), staticDim(w, 3, "kernel width")];
+  const kernel: [number, number] = [
+    staticDim(w, 2, "kernel height"),
+    staticDim(w, 3, "kernel width"),
+  ];
   const outSize = [0, 1].map((a) =>
-    Math.floor((inSize[a] + pads[a] + pads[a + 2] - dilations[a] * (kernel[a] - 1) - 1) / strides[a]) + 1
+    Math.floor(
+      (inSize[a] + pads[a] + pads[a + 2] - dilations[a] * (kernel[a] - 1) - 1) / strides[a],
+    ) + 1
   );
   return {
     inChannels: staticDim(x, 1, "channels"),
@@ -86,7 +98,8 @@ function taps(geo: Conv2dGeometry): number {
 function padForWindows(x: Tensor, hAxis: number, geo: Conv2dGeometry): Tensor {
   const begin = [geo.pads[0], geo.pads[1]];
   const end = [0, 1].map((a) =>
-    geo.dilations[a] * (geo.kernel[a] - 1) + (geo.outSize[a] - 1) * geo.strides[a] + 1 - geo.inSize[a] -
+    geo.dilations[a] * (geo.kernel[a] - 1) + (geo.outSize[a] - 1) * geo.strides[a] + 1 -
+    geo.inSize[a] -
     geo.pads[a]
   );
   let out = x;
@@ -148,7 +161,12 @@ function transposeGroups(w: Tensor, geo: Conv2dGeometry): Tensor {
   const perGroupIn = geo.inChannels / g;
   const perGroupOut = geo.outChannels / g;
   const grouped = ops.reshape(w, [g, perGroupOut, perGroupIn, kh, kw]);
-  return ops.reshape(ops.transpose(grouped, [0, 2, 1, 3, 4]), [geo.inChannels, perGroupOut, kh, kw]);
+  return ops.reshape(ops.transpose(grouped, [0, 2, 1, 3, 4]), [
+    geo.inChannels,
+    perGroupOut,
+    kh,
+    kw,
+  ]);
 }
 
 function flipSpatial(w: Tensor): Tensor {
@@ -187,7 +205,12 @@ function padOrCrop(t: Tensor, pads: number[]): Tensor {
  * - `phaseConv`: one stride-1 Conv of dy computing every stride phase of dx
  *   as its own output channels, then interleaved (a depth-to-space).
  */
-export function convInputGrad(dy: Tensor, w: Tensor, geo: Conv2dGeometry, strategy: InputGradStrategy): Tensor {
+export function convInputGrad(
+  dy: Tensor,
+  w: Tensor,
+  geo: Conv2dGeometry,
+  strategy: InputGradStrategy,
+): Tensor {
   const [sh, sw] = geo.strides;
   const [oh, ow] = geo.outSize;
   const [h, wd] = geo.inSize;
@@ -195,7 +218,9 @@ export function convInputGrad(dy: Tensor, w: Tensor, geo: Conv2dGeometry, strate
   switch (strategy) {
     case "convTranspose": {
       const outputPadding = [0, 1].map((a) =>
-        geo.inSize[a] - ((geo.outSize[a] - 1) * geo.strides[a] + span(geo, a as 0 | 1) - geo.pads[a] - geo.pads[a + 2])
+        geo.inSize[a] -
+        ((geo.outSize[a] - 1) * geo.strides[a] + span(geo, a as 0 | 1) - geo.pads[a] -
+          geo.pads[a + 2])
       );
       return ops.convTranspose(dy, w, {
         strides: geo.strides,
@@ -212,7 +237,12 @@ export function convInputGrad(dy: Tensor, w: Tensor, geo: Conv2dGeometry, strate
       const end = [h - oh * sh + geo.pads[0], wd - ow * sw + geo.pads[1]];
       const negative = [...begin, ...end].some((p) => p < 0);
       const source = negative
-        ? padOrCrop(up, [Math.min(begin[0], 0), Math.min(begin[1], 0), Math.min(end[0], 0), Math.min(end[1], 0)])
+        ? padOrCrop(up, [
+          Math.min(begin[0], 0),
+          Math.min(begin[1], 0),
+          Math.min(end[0], 0),
+          Math.min(end[1], 0),
+        ])
         : up;
       const pads = [...begin, ...end].map((p) => Math.max(p, 0));
       return ops.conv(source, wf, null, { dilations: geo.dilations, pads, group });
@@ -292,18 +322,33 @@ function phaseConvInputGrad(dy: Tensor, w: Tensor, geo: Conv2dGeometry): Tensor 
   const selection = w.graph.constant(select, w.dtype, [kh * kw, phases * mh * mw]);
   const taps = ops.reshape(transposeGroups(w, geo), [c, perGroupOut, kh * kw]);
   const spread = ops.reshape(ops.matmul(taps, selection), [c, perGroupOut, phases, mh * mw]);
-  const kernel = ops.reshape(ops.transpose(spread, [0, 2, 1, 3]), [c * phases, perGroupOut, mh, mw]);
+  const kernel = ops.reshape(ops.transpose(spread, [0, 2, 1, 3]), [
+    c * phases,
+    perGroupOut,
+    mh,
+    mw,
+  ]);
   const q = [0, 1].map((a) => Math.ceil(geo.inSize[a] / plans[a].stride));
   const begin = plans.map((plan) => plan.pad);
   const end = [0, 1].map((a) => q[a] - geo.outSize[a] - plans[a].pad + plans[a].size - 1);
   const bounds = [...begin, ...end];
   const source = bounds.some((b) => b < 0) ? padOrCrop(dy, bounds.map((b) => Math.min(b, 0))) : dy;
-  const perPhase = ops.conv(source, kernel, null, { pads: bounds.map((b) => Math.max(b, 0)), group: geo.group });
+  const perPhase = ops.conv(source, kernel, null, {
+    pads: bounds.map((b) => Math.max(b, 0)),
+    group: geo.group,
+  });
   const [s0, s1] = [plans[0].stride, plans[1].stride];
   const split = ops.reshape(perPhase, [0, c, s0, s1, q[0], q[1]]);
-  const interleaved = ops.reshape(ops.transpose(split, [0, 1, 4, 2, 5, 3]), [0, c, q[0] * s0, q[1] * s1]);
+  const interleaved = ops.reshape(ops.transpose(split, [0, 1, 4, 2, 5, 3]), [
+    0,
+    c,
+    q[0] * s0,
+    q[1] * s1,
+  ]);
   const extra = [q[0] * s0 - geo.inSize[0], q[1] * s1 - geo.inSize[1]];
-  return extra.some((e) => e > 0) ? padOrCrop(interleaved, [0, 0, -extra[0], -extra[1]]) : interleaved;
+  return extra.some((e) => e > 0)
+    ? padOrCrop(interleaved, [0, 0, -extra[0], -extra[1]])
+    : interleaved;
 }
 
 /**
@@ -354,7 +399,10 @@ export function convWeightGrad(
     case "im2colNhwcGemm": {
       const xp = padForWindows(ops.transpose(x, [0, 2, 3, 1]), 1, geo);
       const windows = windowSlices(xp, 1, geo);
-      const cols = ops.reshape(windows.length === 1 ? windows[0] : ops.concat(windows, 3), [-1, t * c]);
+      const cols = ops.reshape(windows.length === 1 ? windows[0] : ops.concat(windows, 3), [
+        -1,
+        t * c,
+      ]);
       const dyN = ops.reshape(ops.transpose(dy, [0, 2, 3, 1]), [-1, k]);
       const dw = ops.gemm(dyN, cols, null, { transA: true });
       return ops.transpose(ops.reshape(dw, [k, kh, kw, c]), [0, 3, 1, 2]);
@@ -372,7 +420,12 @@ export function convWeightGrad(
       const cols = ops.reshape(stack(windowSlices(xp, 2, geo), 2), [0, c * t, oh * ow]);
       const dyT = ops.transpose(ops.reshape(dy, [0, k, oh * ow]), [0, 2, 1]);
       const perImage = ops.matmul(cols, dyT);
-      return ops.reshape(ops.transpose(ops.reduceSum(perImage, [0], false), [1, 0]), [k, c, kh, kw]);
+      return ops.reshape(ops.transpose(ops.reduceSum(perImage, [0], false), [1, 0]), [
+        k,
+        c,
+        kh,
+        kw,
+      ]);
     }
     case "swappedConv": {
       const xT = ops.transpose(x, [1, 0, 2, 3]);
@@ -380,7 +433,9 @@ export function convWeightGrad(
       const end = [0, 1].map((a) =>
         span(geo, a as 0 | 1) + (geo.outSize[a] - 1) * geo.strides[a] - geo.inSize[a] - geo.pads[a]
       );
-      const source = end.some((e) => e < 0) ? padOrCrop(xT, [0, 0, Math.min(end[0], 0), Math.min(end[1], 0)]) : xT;
+      const source = end.some((e) => e < 0)
+        ? padOrCrop(xT, [0, 0, Math.min(end[0], 0), Math.min(end[1], 0)])
+        : xT;
       const dwT = ops.conv(source, dyT, null, {
         strides: geo.dilations,
         dilations: geo.strides,
@@ -427,7 +482,9 @@ function eyeConvWindows(x: Tensor, geo: Conv2dGeometry): Tensor {
 
 /** The input-gradient strategy used for a geometry (fastest on ORT CPU in bench/conv_grad.ts). */
 export function chooseInputGradStrategy(geo: Conv2dGeometry): InputGradStrategy {
-  if (geo.kernel[0] === 1 && geo.kernel[1] === 1 && geo.pads.every((p) => p === 0)) return "pointwise";
+  if (geo.kernel[0] === 1 && geo.kernel[1] === 1 && geo.pads.every((p) => p === 0)) {
+    return "pointwise";
+  }
   return "flippedConv";
 }
 
@@ -437,7 +494,13 @@ export function chooseWeightGradStrategy(geo: Conv2dGeometry): WeightGradStrateg
   return "im2colGemm";
 }
 
-function convGrad(x: Tensor, w: Tensor, hasBias: boolean, dy: Tensor, attrs: Record<string, AttrValue>) {
+function convGrad(
+  x: Tensor,
+  w: Tensor,
+  hasBias: boolean,
+  dy: Tensor,
+  attrs: Record<string, AttrValue>,
+) {
   const geo = conv2dGeometry(x, w, attrs);
   const dx = convInputGrad(dy, w, geo, chooseInputGradStrategy(geo));
   const dw = convWeightGrad(x, dy, geo, chooseWeightGradStrategy(geo));
@@ -447,7 +510,8 @@ function convGrad(x: Tensor, w: Tensor, hasBias: boolean, dy: Tensor, attrs: Rec
 
 /** Attributes of a 1-D Conv rewritten for the same Conv over [N, C, 1, L]. */
 function attrs2dOf1d(attrs: Record<string, AttrValue>): Record<string, AttrValue> {
-  const ints = (name: string, fallback: number[]) => (attrs[name] as number[] | undefined) ?? fallback;
+  const ints = (name: string, fallback: number[]) =>
+    (attrs[name] as number[] | undefined) ?? fallback;
   const pads = ints("pads", [0, 0]);
   return {
     ...attrs,
@@ -468,6 +532,8 @@ export const CONV_RULES: Record<string, GradRule> = {
       const grads = convGrad(lift(x!), lift(w!), !!b, lift(dy!), attrs2dOf1d(node.attrs));
       return grads.map((d) => (d && d.rank === 4 ? ops.squeeze(d, [2]) : d));
     }
-    throw new Error(`Conv gradient (node ${node.name}): ${spatial}-D convolution is not implemented (1-D and 2-D are)`);
+    throw new Error(
+      `Conv gradient (node ${node.name}): ${spatial}-D convolution is not implemented (1-D and 2-D are)`,
+    );
   },
 };

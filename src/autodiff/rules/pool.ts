@@ -29,12 +29,20 @@ function reshapeLike(t: Tensor, like: Tensor): Tensor {
 
 function maxPoolGrad(node: Node, dy: Tensor): Tensor {
   const x = node.inputs[0]!;
-  if ((node.attrs.storage_order ?? 0) !== 0) fail(node, `storage_order ${node.attrs.storage_order} is not supported (0 is)`);
+  if ((node.attrs.storage_order ?? 0) !== 0) {
+    fail(node, `storage_order ${node.attrs.storage_order} is not supported (0 is)`);
+  }
   // A MaxPool built without its Indices output is run again with it (ORT runs both nodes).
   const indices = node.outputs[1] ??
     x.graph.node("MaxPool", [x], node.attrs, { outputs: 2, name: `${node.name}_indices` })[1];
   const zeros = ops.reshape(expandLike(ops.scalarLike(dy, 0), x), [-1]);
-  const flat = ops.scatterElements(zeros, ops.reshape(indices, [-1]), ops.reshape(dy, [-1]), 0, "add");
+  const flat = ops.scatterElements(
+    zeros,
+    ops.reshape(indices, [-1]),
+    ops.reshape(dy, [-1]),
+    0,
+    "add",
+  );
   return reshapeLike(flat, x);
 }
 
@@ -53,7 +61,9 @@ function windowCounts(
     const start = o * stride - padBegin;
     const end = start + kernel;
     counts.push(
-      includePad ? Math.min(end, inSize + padEnd) - start : Math.min(end, inSize) - Math.max(start, 0),
+      includePad
+        ? Math.min(end, inSize + padEnd) - start
+        : Math.min(end, inSize) - Math.max(start, 0),
     );
   }
   return counts;
@@ -62,9 +72,13 @@ function windowCounts(
 function averagePoolGrad(node: Node, dy: Tensor): Tensor {
   const x = node.inputs[0]!;
   const spatial = x.rank - 2;
-  if (spatial !== 1 && spatial !== 2) fail(node, `${spatial}-D pooling is not implemented (1-D and 2-D are)`);
+  if (spatial !== 1 && spatial !== 2) {
+    fail(node, `${spatial}-D pooling is not implemented (1-D and 2-D are)`);
+  }
   const dilations = (node.attrs.dilations as number[] | undefined) ?? [];
-  if (dilations.some((d) => d !== 1)) fail(node, `dilations ${JSON.stringify(dilations)} are not supported`);
+  if (dilations.some((d) => d !== 1)) {
+    fail(node, `dilations ${JSON.stringify(dilations)} are not supported`);
+  }
   const lift = (v: number[], fill: number) => (spatial === 1 ? [fill, v[0]] : v);
   const channels = staticDims(node, x, 1)[0];
   const inSize = lift(staticDims(node, x, 2), 1);
@@ -89,8 +103,20 @@ function averagePoolGrad(node: Node, dy: Tensor): Tensor {
   let dx: Tensor;
   if (tiling) {
     // Non-overlapping windows: repeat each value over its window, zero the uncovered tail.
-    const spread = ops.expand(ops.reshape(scaled, [...dyShape.slice(0, 3), 1, outSize[1], 1]), [1, 1, 1, kernel[0], 1, kernel[1]]);
-    const tiled = ops.reshape(spread, [-1, channels, outSize[0] * kernel[0], outSize[1] * kernel[1]]);
+    const spread = ops.expand(ops.reshape(scaled, [...dyShape.slice(0, 3), 1, outSize[1], 1]), [
+      1,
+      1,
+      1,
+      kernel[0],
+      1,
+      kernel[1],
+    ]);
+    const tiled = ops.reshape(spread, [
+      -1,
+      channels,
+      outSize[0] * kernel[0],
+      outSize[1] * kernel[1],
+    ]);
     const tail = [inSize[0] - outSize[0] * kernel[0], inSize[1] - outSize[1] * kernel[1]];
     dx = tail.some((t) => t > 0) ? ops.pad(tiled, [0, 0, 0, 0, 0, 0, tail[0], tail[1]]) : tiled;
   } else {
@@ -110,7 +136,12 @@ function averagePoolGrad(node: Node, dy: Tensor): Tensor {
       dilations: [1, 1],
       pads: [pads[0], pads[1], endPads[0], endPads[1]],
     };
-    const ones = dy.graph.constant(new Array(kernel[0] * kernel[1]).fill(1), dy.dtype, [1, 1, kernel[0], kernel[1]]);
+    const ones = dy.graph.constant(new Array(kernel[0] * kernel[1]).fill(1), dy.dtype, [
+      1,
+      1,
+      kernel[0],
+      kernel[1],
+    ]);
     const perChannel = ops.reshape(scaled, [-1, 1, outSize[0], outSize[1]]);
     dx = convInputGrad(perChannel, ones, geo, chooseInputGradStrategy(geo));
   }

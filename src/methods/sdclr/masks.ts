@@ -36,7 +36,7 @@ export function checkPruneOptions(options: PruneOptions): void {
   const randomPrunePercent = options.randomPrunePercent ?? 0;
   if (typeof prunePercent !== "number" || !(prunePercent >= 0 && prunePercent < 1)) {
     throw new Error(
-      `method.prune_percent: ${JSON.stringify(prunePercent)} must be a number in [0, 1)`,
+      `method.prune_percent: ${show(prunePercent)} must be a number in [0, 1)`,
     );
   }
   if (
@@ -45,10 +45,14 @@ export function checkPruneOptions(options: PruneOptions): void {
   ) {
     throw new Error(
       `method.random_prune_percent: ${
-        JSON.stringify(randomPrunePercent)
+        show(randomPrunePercent)
       } must be a number in [0, prune_percent = ${prunePercent}]`,
     );
   }
+}
+
+function show(value: unknown): string {
+  return typeof value === "number" ? String(value) : JSON.stringify(value);
 }
 
 /**
@@ -92,7 +96,9 @@ function checkFinite(weights: ReadonlyMap<string, Float32Array>): void {
     const bits = absBits(layer);
     for (let i = 0; i < bits.length; i++) {
       if ((bits[i] & ABS_MASK) > INFINITY_BITS) {
-        throw new Error(`pruning masks: weight ${name}[${i}] is NaN; masks need ordered magnitudes`);
+        throw new Error(
+          `pruning masks: weight ${name}[${i}] is NaN; masks need ordered magnitudes`,
+        );
       }
     }
   }

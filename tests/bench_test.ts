@@ -1,0 +1,215 @@
+/**
+ * `bench`: the JSON line of the CLI, the timing arithmetic, the copy-only
+ * twin graph, the profile summary and the errors for bad options and for a
+ * python without torch. Tiny models (width 1/16, batch 4, 2 steps).
+ */
+import { assert, assertClose, assertEquals, assertThrowsMessage } from "./assert.ts";
+import {
+  copyOnlyGraph,
+  findTorchPython,
+  parseBenchConfig,
+  prepareStep,
+  reportJson,
+  runBench,
+  summariseProfile,
+  summariseTimes,
+  torchArgs,
+  torchProblem,
+} from "../src/bench/mod.ts";
+
+const MOD = new URL("../mod.ts", import.meta.url).pathname;
+const TINY = { width: "0.0625", batch: "4", steps: "2", warmup: "1", threads: "1" };
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MOD, "bench", ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
+
+/** A "python" that cannot import torch, as a shell script in a temp folder. */
+async function fakePython(): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "fake_python_" });
+  const path = `${dir}/python3`;
+  await Deno.writeTextFile(
+    path,
+    `#!/bin/sh\necho "ModuleNotFoundError: No module named 'torch'" >&2\nexit 1\n`,
+  );
+  await Deno.chmod(path, 0o755);
+  return path;
+}
+
+Deno.test("bench --json prints one JSON object with the figures on the last line", async () => {
+  const flags = Object.entries(TINY).flatMap(([k, v]) => [`--${k}`, v]);
+  const { code, stdout, stderr } = await cli([...flags, "--json"]);
+  assertEquals(code, 0, stderr);
+  const lines = stdout.trim().split("\n");
+  const json = JSON.parse(lines.at(-1)!);
+  for (
+    const key of [
+      "views_per_s",
+      "ms_per_step",
+      "ms_per_step_mean",
+      "peak_bytes",
+      "copy_fraction",
+      "loss_value",
+    ]
+  ) {
+    assert(typeof json[key] === "number" && json[key] > 0, `${key} = ${json[key]}`);
+  }
+  assertEquals([json.model, json.stem, json.method, json.loss, json.batch, json.steps], [
+    "resnet18",
+    "cifar",
+    "simclr",
+    "ntxent",
+    4,
+    2,
+  ]);
+  // views/s is 2·batch views per mean step time.
+  assertClose(json.views_per_s * json.ms_per_step_mean / 1000, 8, 1e-9);
+  assert(
+    json.peak_bytes > 50 * 2 ** 20,
+    `peak RSS ${json.peak_bytes} is not plausible for an ORT process`,
+  );
+  assert(lines.some((l) => l.startsWith("ours : ")), stdout);
+});
+
+Deno.test("bench runs the SDCLR step with the weighted loss (masks and μ fed)", async () => {
+  const config = parseBenchConfig({ ...TINY, steps: "1", method: "sdclr", loss: "weighted" });
+  const prepared = prepareStep(config);
+  const masks = prepared.step.inputs.masks;
+  assertEquals(masks.length, 20, "ResNet-18 has 20 conv weights");
+  const mask = prepared.batch[masks[0]].data as Float32Array;
+  const kept = mask.reduce((a, b) => a + b, 0) / mask.length;
+  assert(kept > 0.02 && kept < 0.25, `kept fraction ${kept} far from 1 − prune 0.1`);
+  const lines: string[] = [];
+  const report = await runBench(config, { copies: false }, (l) => lines.push(l));
+  const json = reportJson(report);
+  assertEquals([json.method, json.loss], ["sdclr", "weighted"]);
+  assert(
+    Number.isFinite(json.loss_value) && (json.loss_value as number) > 0,
+    `loss ${json.loss_value}`,
+  );
+  assert(!("copy_fraction" in json) && !("reference" in json));
+});
+
+Deno.test("summariseTimes: median, mean and views per second", () => {
+  const t = summariseTimes([10, 30, 20, 40], 4);
+  assertEquals([t.medianMs, t.meanMs], [25, 25]);
+  assertClose(t.viewsPerSecond, (2 * 4 * 4) / 0.1, 1e-12);
+  assertEquals(summariseTimes([7, 1, 3], 2).medianMs, 3);
+});
+
+Deno.test("copyOnlyGraph has the step's inputs and outputs", () => {
+  const prepared = prepareStep(parseBenchConfig({ ...TINY, method: "sdclr" }));
+  const twin = copyOnlyGraph(prepared);
+  const names = (ts: { name: string }[]) => ts.map((t) => t.name).sort();
+  assertEquals(names(twin.inputs), names(prepared.step.graph.inputs));
+  assertEquals(names(twin.outputs), names(prepared.step.graph.outputs));
+  assertEquals(twin.nodes.filter((n) => n.opType === "Conv").length, 0);
+});
+
+Deno.test("summariseProfile splits kernel time by phase and op type", () => {
+  const node = (name: string, op: string, dur: number) => ({
+    cat: "Node",
+    name: `${name}_kernel_time`,
+    dur,
+    args: { op_name: op },
+  });
+  const p = summariseProfile(
+    [
+      node("encoder.conv1/conv", "Conv", 3000),
+      node("grad/conv_1", "Conv", 5000),
+      node("grad/slice_3", "Slice", 1000),
+      node("optimizer/sgd/w/mul", "Mul", 2000),
+      { cat: "Node", name: "grad/conv_1_fence_before", dur: 0 },
+      { cat: "Session", name: "model_run", dur: 12000 },
+    ],
+    2,
+    7,
+  );
+  assertEquals(p.phases, { forward: 1.5, backward: 3, update: 1 });
+  assertEquals([p.runMs, p.kernelMs, p.wallMs], [6, 5.5, 7]);
+  assertEquals(p.opTypes, [["Conv", 4], ["Mul", 1], ["Slice", 0.5]]);
+  assertEquals(p.phaseOpTypes.backward, [["Conv", 2.5], ["Slice", 0.5]]);
+});
+
+Deno.test("bad bench options give errors naming the option", async () => {
+  await assertThrowsMessage(
+    () => parseBenchConfig({ model: "resnet99" }),
+    "--model",
+    "resnet99",
+    "resnet18, resnet34",
+  );
+  await assertThrowsMessage(
+    () => parseBenchConfig({ batch: "0" }),
+    "--batch",
+    "integer >= 2",
+    '"0"',
+  );
+  await assertThrowsMessage(() => parseBenchConfig({ batch: "3.5" }), "--batch");
+  await assertThrowsMessage(
+    () => parseBenchConfig({ method: "byol" }),
+    "--method",
+    "simclr, sdclr",
+  );
+  await assertThrowsMessage(() => parseBenchConfig({ device: "tpu" }), "--device", "cpu, cuda");
+  await assertThrowsMessage(() => parseBenchConfig({ width: "0.3" }), "--width", "64·width");
+  const { code, stderr } = await cli(["--model", "resnet99"]);
+  assertEquals(code, 2);
+  assert(stderr.includes('--model: unknown value "resnet99"'), stderr);
+  const ref = await cli(["--reference", "tensorflow"]);
+  assertEquals(ref.code, 2);
+  assert(
+    ref.stderr.includes('--reference: unknown reference "tensorflow"; expected torch'),
+    ref.stderr,
+  );
+});
+
+Deno.test("--reference torch with a python lacking torch is a clear error", async () => {
+  const python = await fakePython();
+  try {
+    assert((await torchProblem(python))?.includes("has no usable torch"));
+    await assertThrowsMessage(
+      () => findTorchPython(python),
+      "--reference torch",
+      python,
+      "No module named 'torch'",
+    );
+    await assertThrowsMessage(
+      () => findTorchPython("/nonexistent/python3"),
+      "cannot run /nonexistent/python3",
+    );
+    const { code, stdout, stderr } = await cli([
+      ...Object.entries(TINY).flat().map((s, i) => i % 2 ? s : `--${s}`),
+      "--reference",
+      "torch",
+      "--python",
+      python,
+    ]);
+    assertEquals(code, 1);
+    assert(stderr.includes(`--python ${python} has no usable torch`), stderr);
+    assert(!stdout.includes("ours :"), "the missing torch must be reported before timing");
+  } finally {
+    await Deno.remove(python.slice(0, python.lastIndexOf("/")), { recursive: true });
+  }
+});
+
+Deno.test("torchArgs passes the configuration to bench/torch_step.py", () => {
+  const args = torchArgs(
+    parseBenchConfig({ ...TINY, method: "sdclr", model: "resnet50", stem: "imagenet" }),
+    {
+      amp: true,
+    },
+  );
+  const value = (flag: string) => args[args.indexOf(flag) + 1];
+  assert(args[0].endsWith("bench/torch_step.py"));
+  assertEquals(
+    ["--model", "--stem", "--width", "--method", "--batch", "--threads"].map(value),
+    ["resnet50", "imagenet", "0.0625", "sdclr", "4", "1"],
+  );
+  assert(args.includes("--amp") && !args.includes("--channels-last"));
+});
