@@ -195,6 +195,7 @@ async function writeParts(
   out: string,
   partSize: number,
   xzLevel: number,
+  warn: (line: string) => void,
 ): Promise<string[]> {
   const tar = new Deno.Command("tar", { args: tarArgs, stdout: "piped", stderr: "piped" }).spawn();
   const xz = new Deno.Command("xz", {
@@ -234,8 +235,12 @@ async function writeParts(
   const [tarStatus, xzStatus] = await Promise.all([tar.status, xz.status]);
   const tarErr = new TextDecoder().decode(await new Response(tar.stderr).arrayBuffer()).trim();
   const xzErr = new TextDecoder().decode(await new Response(xz.stderr).arrayBuffer()).trim();
-  if (!tarStatus.success) throw new Error(`tar failed (exit ${tarStatus.code}): ${tarErr}`);
-  if (!xzStatus.success) throw new Error(`xz failed (exit ${xzStatus.code}): ${xzErr}`);
+  if (!tarStatus.success || !xzStatus.success) {
+    for (const part of parts) await Deno.remove(part).catch(() => {});
+    if (!tarStatus.success) throw new Error(`tar failed (exit ${tarStatus.code}): ${tarErr}`);
+    throw new Error(`xz failed (exit ${xzStatus.code}): ${xzErr}`);
+  }
+  if (tarErr) warn(`tar: ${tarErr}`);
   return parts;
 }
 
@@ -334,6 +339,8 @@ export async function packGpuBundle(options: PackOptions): Promise<PackResult> {
         "--owner=0",
         "--group=0",
         "--numeric-owner",
+        // A file deleted between listing and archiving is left out with a warning.
+        "--ignore-failed-read",
         "-C",
         stage,
         "--files-from",
@@ -346,6 +353,7 @@ export async function packGpuBundle(options: PackOptions): Promise<PackResult> {
       out,
       partSize,
       xzLevel,
+      log,
     );
     const partNames = parts.map((p) => p.slice(out.length + 1));
     const sums = await Promise.all(parts.map(sha256));

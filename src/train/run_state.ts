@@ -35,6 +35,9 @@ export interface RunProgress {
   /** Loss sum and step count of the epoch in progress. */
   epochLossSum: number;
   epochSteps: number;
+  /** Per-class loss sums and anchor counts of the epoch in progress (rare-class loss share). */
+  epochClassLoss: number[] | null;
+  epochClassAnchors: number[] | null;
   /** μ and learning rate of the epoch's first step (what the log records for the epoch). */
   epochMu: number | null;
   epochLr: number;

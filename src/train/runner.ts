@@ -26,6 +26,8 @@ import { buildExperimentLog, type ExperimentLog, writeExperimentLog } from "./lo
 import { configHash, runPaths } from "./paths.ts";
 import { loadRunCheckpoint, type RunProgress, saveRunCheckpoint } from "./run_state.ts";
 import { sdclrEpochMasks } from "./sdclr_epoch.ts";
+import { epochDiagnostics, formatDiagnostics, RareClassLossShare } from "../methods/sdclr/mod.ts";
+import { classCounts } from "../data/dataset.ts";
 import { StepRunner } from "./step_runner.ts";
 
 /** Options of {@link runExperiment}. */
@@ -46,6 +48,8 @@ function freshProgress(hash: string, muState: RunProgress["mu"]): RunProgress {
     stepInEpoch: 0,
     epochLossSum: 0,
     epochSteps: 0,
+    epochClassLoss: null,
+    epochClassAnchors: null,
     epochMu: null,
     epochLr: 0,
     globalStep: 0,
@@ -118,6 +122,8 @@ export async function runExperiment(loaded: LoadedConfig, options: RunOptions): 
     width: data.pretrain.width,
   });
   const evaluator = options.evaluator ?? evaluatorFor(config, data, options.session);
+  // Share of the loss carried by the rarest classes' samples (labels are used for logging only).
+  const rare = new RareClassLossShare(classCounts(data.pretrain.labels, data.classes), rareClassCount(config, data.classes));
   const sessionStart = performance.now();
   const earlierSessions = progress.elapsedSeconds;
   const elapsed = () => earlierSessions + (performance.now() - sessionStart) / 1000;
@@ -139,6 +145,10 @@ export async function runExperiment(loaded: LoadedConfig, options: RunOptions): 
         ? null
         : new ProgressBar(`epoch ${epoch + 1}/${config.train.epochs}`, iterations);
       bar?.tick(progress.stepInEpoch);
+      rare.reset();
+      if (progress.epochClassLoss && progress.epochClassAnchors) {
+        rare.restore(progress.epochClassLoss, progress.epochClassAnchors);
+      }
 
       for await (const b of loader.epoch(epoch, progress.stepInEpoch)) {
         const size = b.indices.length;
@@ -163,6 +173,7 @@ export async function runExperiment(loaded: LoadedConfig, options: RunOptions): 
             `epoch ${epoch + 1}, step ${progress.stepInEpoch}: the loss is ${result.loss}; stopped (the last checkpoint is kept)`,
           );
         }
+        rare.add(result.extras.per_anchor_loss.data as Float32Array, b.labels);
         progress.epochLossSum += result.loss;
         progress.epochSteps++;
         progress.stepInEpoch++;
@@ -177,6 +188,9 @@ export async function runExperiment(loaded: LoadedConfig, options: RunOptions): 
         });
         if (stopRequested || stepsThisSession === options.stopAfterSteps) {
           progress.mu = mu?.state() ?? null;
+          const sums = rare.result();
+          progress.epochClassLoss = sums.classLoss;
+          progress.epochClassAnchors = sums.classAnchors;
           progress.elapsedSeconds = elapsed();
           await saveRunCheckpoint(paths.checkpoint, values, progress);
           const interrupted = log("interrupted");
@@ -190,6 +204,10 @@ export async function runExperiment(loaded: LoadedConfig, options: RunOptions): 
       const seconds = (performance.now() - epochStart) / 1000;
       const loss = progress.epochLossSum / progress.epochSteps;
       bar?.finish({ loss });
+      const diagnostics = spec.method.name === "sdclr"
+        ? epochDiagnostics(maskArrays(masks), rare)
+        : { rareClasses: rare.result() };
+      if ("sparsity" in diagnostics) console.error(`epoch ${epoch + 1}: ${formatDiagnostics(diagnostics)}`);
       progress.history.push({
         epoch,
         loss,
@@ -197,7 +215,10 @@ export async function runExperiment(loaded: LoadedConfig, options: RunOptions): 
         lr: progress.epochLr,
         viewsPerSecond: views / seconds,
         seconds,
+        diagnostics: diagnostics as unknown as Record<string, unknown>,
       });
+      progress.epochClassLoss = null;
+      progress.epochClassAnchors = null;
       mu?.epochEnd();
       progress.mu = mu?.state() ?? null;
       progress.epoch = epoch + 1;
@@ -220,4 +241,16 @@ export async function runExperiment(loaded: LoadedConfig, options: RunOptions): 
     await augmenter.release();
     for (const { runner } of steps.values()) await runner.session.release();
   }
+}
+
+/** How many of the rarest classes the loss-share diagnostic follows: the "few" group, else 30 %. */
+function rareClassCount(config: LoadedConfig["config"], classes: number): number {
+  const groups = config.evaluation.groups;
+  if (groups?.by === "rank") return groups.sizes[groups.sizes.length - 1];
+  return Math.max(1, Math.round(0.3 * classes));
+}
+
+/** Mask feeds (`<weight>.mask`) as plain arrays keyed by weight name, for the sparsity report. */
+function maskArrays(feeds: Record<string, HostTensor>): Map<string, Float32Array> {
+  return new Map(Object.entries(feeds).map(([name, t]) => [name.replace(/\.mask$/, ""), t.data as Float32Array]));
 }

@@ -112,6 +112,15 @@ export class RareClassLossShare {
     };
   }
 
+  /** Continues from sums saved from {@link result} (a run resumed mid-epoch). */
+  restore(classLoss: readonly number[], classAnchors: readonly number[]): void {
+    if (classLoss.length !== this.classCounts.length || classAnchors.length !== this.classCounts.length) {
+      throw new Error(`RareClassLossShare.restore: expected ${this.classCounts.length} classes`);
+    }
+    this.#classLoss.set(classLoss);
+    this.#classAnchors.set(classAnchors);
+  }
+
   /** Clears the sums (start of an epoch). */
   reset(): void {
     this.#classLoss.fill(0);
