@@ -41,6 +41,8 @@ import { Session } from "../src/runtime/session.ts";
 import { Rng } from "../src/util/rng.ts";
 
 const PYTHON = "/usr/bin/python3";
+/** The repository root, so the test runs from any working directory. */
+const ROOT = new URL("../", import.meta.url).pathname;
 const BATCH = 4;
 
 const TINY_MODEL =
@@ -371,7 +373,7 @@ Deno.test({
         await writeArtifacts(tinyConfig(name), dir, { checkpoint: false });
       }
       // The committed full-size graphs of the default models too.
-      const args = ["tools/check_onnx.py", dir, "graphs"];
+      const args = [join(ROOT, "tools/check_onnx.py"), dir, join(ROOT, "graphs")];
       const out = await new Deno.Command(PYTHON, { args }).output();
       const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
       assert(out.success, `checker failed:\n${text}`);
@@ -445,7 +447,7 @@ Deno.test("bad input: unknown architecture, stem or optimizer names the key and 
       ["stem.yaml", ours("{stem: tiny}", sgd), ["model.stem", '"cifar" | "imagenet"', "tiny"]],
       ["opt.yaml", ours("{}", "{type: rmsprop, lr: 0.1}"), ["optimizer.type", '"lars"', "rmsprop"]],
     ];
-    const eth = await Deno.readTextFile("config/eth/experiment_5.yaml");
+    const eth = await Deno.readTextFile(join(ROOT, "config/eth/experiment_5.yaml"));
     cases.push(
       ["eth_arch.yaml", eth.replace('name: "ResNet50"', 'name: "ResNet99"'), [
         "encoder_architecture.name",
@@ -526,7 +528,7 @@ Deno.test("graphs/ holds a fresh export of the default models (re-run `deno task
     for (const d of DEFAULT_EXPORTS) {
       const { config } = await loadConfig(d.config);
       const result = await writeArtifacts(config, dir, { checkpoint: false });
-      const committed = join("graphs", config.experiment);
+      const committed = join(ROOT, "graphs", config.experiment);
       for (const file of GRAPH_FILES) {
         const fresh = await Deno.readFile(join(result.dir, file));
         const old = await Deno.readFile(join(committed, file)).catch(() => null);

@@ -32,6 +32,7 @@ import {
 import { Session } from "../src/runtime/session.ts";
 import { f32 } from "../src/runtime/host_tensor.ts";
 import { Graph, ops } from "../src/onnx/mod.ts";
+import { main } from "../mod.ts";
 
 async function write(path: string, bytes: Uint8Array): Promise<string> {
   await Deno.mkdir(join(path, ".."), { recursive: true });
@@ -474,6 +475,44 @@ Deno.test("setup-cuda: finds the provider in a folder or the package tarball and
       "npm pack com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9",
     );
   } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("setup-cuda command: installs into --dest, one line per missing library, exit code 1", async () => {
+  const root = await Deno.makeTempDir();
+  const lines: string[] = [];
+  const { log, error } = console;
+  try {
+    const from = await fakeProviderDir(root, ["libnot_a_real_library.so.77", "libc.so.6"]);
+    const dest = join(root, "dest");
+    await Deno.mkdir(dest);
+    console.log = (...a: unknown[]) => lines.push(a.join(" "));
+    console.error = (...a: unknown[]) => lines.push(a.join(" "));
+    const code = await main(["setup-cuda", "--from", from, "--dest", dest]);
+    console.log = log;
+    console.error = error;
+    assertEquals(code, 1);
+    for (const file of CUDA_PROVIDER_FILES) {
+      assertEquals([...await Deno.readFile(join(dest, file))], [
+        ...await Deno.readFile(join(from, file)),
+      ]);
+    }
+    const missing = lines.filter((l) => l.startsWith("missing: "));
+    assert(
+      missing.includes(
+        "missing: libnot_a_real_library.so.77 (needed by libonnxruntime_providers_cuda.so)",
+      ),
+      lines.join("\n"),
+    );
+    assert(
+      lines.some((l) => /^error: \d+ required librar(y|ies) missing$/.test(l)),
+      lines.join("\n"),
+    );
+    assert(!lines.some((l) => l.startsWith("missing: libc.so.6")), "libc resolves");
+  } finally {
+    console.log = log;
+    console.error = error;
     await Deno.remove(root, { recursive: true });
   }
 });

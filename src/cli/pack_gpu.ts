@@ -413,7 +413,11 @@ export const packGpuCommand: Command = {
         throw new UsageError((e as Error).message);
       }
     }
-    const xzLevel = Number(args.values["xz-level"]);
+    const rawLevel = args.values["xz-level"] as string;
+    if (!/^\d$/.test(rawLevel)) {
+      throw new UsageError(`--xz-level: expected 0 to 9, got "${rawLevel}"`);
+    }
+    const xzLevel = Number(rawLevel);
     const result = await packGpuBundle({
       arch,
       out: args.values.out as string,

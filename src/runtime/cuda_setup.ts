@@ -210,7 +210,11 @@ export async function installCudaProvider(options: InstallOptions = {}): Promise
       await Deno.remove(target).catch(() => {});
       await Deno.copyFile(files[file], target);
       const { size } = await Deno.stat(target);
-      log(`installed ${target} (${(size / 1e6).toFixed(1)} MB)`);
+      log(
+        `installed ${target} (${
+          size < 1e6 ? `${(size / 1e3).toFixed(1)} kB` : `${(size / 1e6).toFixed(1)} MB`
+        })`,
+      );
       installed.push(target);
     }
     return installed;

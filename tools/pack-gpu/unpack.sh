@@ -28,7 +28,8 @@ if [ ! -f "$target/$ort_dir/libonnxruntime.so.1" ]; then
   echo "error: $target/$ort_dir/libonnxruntime.so.1 is missing: the bundle is incomplete" >&2
   exit 1
 fi
-cp "$target"/providers/*.so "$target/$ort_dir/"
+mv -f "$target"/providers/*.so "$target/$ort_dir/"
+rmdir "$target/providers"
 echo "unpacked into $target; CUDA provider installed in $ort_dir"
 
 # CUDA 13 / cuDNN 9 from pip wheels live in site-packages/nvidia/*/lib, which
