@@ -7,7 +7,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { COMMANDS, type Command } from "./src/cli/commands.ts";
+import { type Command, COMMANDS } from "./src/cli/commands.ts";
 import { UsageError } from "./src/cli/errors.ts";
 
 function usage(): string {
@@ -29,9 +29,17 @@ function usage(): string {
 function commandHelp(command: Command): string {
   const opts = Object.entries(command.options ?? {}).map(([name, o]) => {
     const flag = `--${name}${o.type === "string" ? " <value>" : ""}`;
-    return `  ${flag.padEnd(26)} ${o.description}${o.default !== undefined ? ` (default ${o.default})` : ""}`;
+    return `  ${flag.padEnd(26)} ${o.description}${
+      o.default !== undefined ? ` (default ${o.default})` : ""
+    }`;
   });
-  return [`usage: deno run -A mod.ts ${command.name} ${command.usage ?? ""}`.trimEnd(), "", command.summary, "", ...opts]
+  return [
+    `usage: deno run -A mod.ts ${command.name} ${command.usage ?? ""}`.trimEnd(),
+    "",
+    command.summary,
+    "",
+    ...opts,
+  ]
     .join("\n");
 }
 
@@ -58,7 +66,11 @@ export async function main(args: string[]): Promise<number> {
     const options = Object.fromEntries(
       Object.entries(command.options ?? {}).map(([k, o]) => [
         k,
-        { type: o.type, ...(o.multiple ? { multiple: true } : {}), ...(o.short ? { short: o.short } : {}) },
+        {
+          type: o.type,
+          ...(o.multiple ? { multiple: true } : {}),
+          ...(o.short ? { short: o.short } : {}),
+        },
       ]),
     );
     const parsed = parseArgs({
@@ -78,7 +90,8 @@ export async function main(args: string[]): Promise<number> {
     return (await command.run({ positionals: parsed.positionals, values })) ?? 0;
   } catch (e) {
     const err = e as Error;
-    const isUsage = err instanceof UsageError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
+    const isUsage = err instanceof UsageError ||
+      (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
     console.error(`error: ${err.message}`);
     if (Deno.env.get("CONTRASTIVE_DEBUG")) console.error(err.stack);
     return isUsage ? 2 : 1;

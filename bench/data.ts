@@ -91,7 +91,11 @@ async function jpegFiles(): Promise<{ files: Uint8Array[]; source: string }> {
 console.log(`data pipeline, ORT CPU, ${threads} threads, median of ${runs} runs`);
 for (const recipe of [ethRecipe(), sdclrRecipe()]) {
   const ms = await augmentMs(recipe, batch);
-  console.log(`augment ${recipe.name.padEnd(5)} batch ${batch}: ${ms.toFixed(1)} ms, ${((2 * batch) / (ms / 1000)).toFixed(0)} views/s`);
+  console.log(
+    `augment ${recipe.name.padEnd(5)} batch ${batch}: ${ms.toFixed(1)} ms, ${
+      ((2 * batch) / (ms / 1000)).toFixed(0)
+    } views/s`,
+  );
 }
 
 const { files, source } = await jpegFiles();
@@ -106,7 +110,11 @@ for (const [i, bytes] of files.entries()) {
   bySize.set(key, entry);
 }
 for (const [size, { count, ms }] of bySize) {
-  console.log(`decode JPEG ${size}: ${(count / (ms / 1000)).toFixed(0)} images/s (${count} images; ${source})`);
+  console.log(
+    `decode JPEG ${size}: ${
+      (count / (ms / 1000)).toFixed(0)
+    } images/s (${count} images; ${source})`,
+  );
 }
 
 // The augmentation's share of a ResNet-18 (CIFAR stem) SimCLR step at the same batch.
@@ -122,7 +130,11 @@ const step = buildContrastiveStep(
   createOptimizer({ kind: "sgd", momentum: 0.9, weightDecay: 1e-4 }),
 );
 const session = await Session.create(step.graph, { threads });
-const runner = new StepRunner(session, step.layout, initParams(step.store.entries(), rng.fork("init")));
+const runner = new StepRunner(
+  session,
+  step.layout,
+  initParams(step.store.entries(), rng.fork("init")),
+);
 const augmenter = await Augmenter.create(ethRecipe(), { height: 32, width: 32, threads });
 const images = randomImages(stepBatch);
 const augmentTimes: number[] = [];
@@ -140,7 +152,9 @@ for (let r = 0; r <= Math.min(runs, 3); r++) {
 const a = median(augmentTimes);
 const s = median(stepTimes);
 console.log(
-  `ResNet-18 step, batch ${stepBatch}: augmentation ${a.toFixed(1)} ms + step ${s.toFixed(0)} ms: ` +
+  `ResNet-18 step, batch ${stepBatch}: augmentation ${a.toFixed(1)} ms + step ${
+    s.toFixed(0)
+  } ms: ` +
     `augmentation is ${((100 * a) / (a + s)).toFixed(1)} % of the time`,
 );
 await augmenter.release();

@@ -13,9 +13,19 @@ export function assertEquals<T>(actual: T, expected: T, message = ""): void {
 }
 
 /** |actual − expected| ≤ atol + rtol·|expected|. */
-export function assertClose(actual: number, expected: number, rtol = 1e-6, atol = 0, message = ""): void {
+export function assertClose(
+  actual: number,
+  expected: number,
+  rtol = 1e-6,
+  atol = 0,
+  message = "",
+): void {
   if (!(Math.abs(actual - expected) <= atol + rtol * Math.abs(expected))) {
-    throw new Error(`${message ? message + ": " : ""}expected ${expected}, got ${actual} (rtol ${rtol}, atol ${atol})`);
+    throw new Error(
+      `${
+        message ? message + ": " : ""
+      }expected ${expected}, got ${actual} (rtol ${rtol}, atol ${atol})`,
+    );
   }
 }
 
@@ -28,17 +38,24 @@ export function assertAllClose(
   message = "",
 ): void {
   if (actual.length !== expected.length) {
-    throw new Error(`${message ? message + ": " : ""}length ${actual.length} != ${expected.length}`);
+    throw new Error(
+      `${message ? message + ": " : ""}length ${actual.length} != ${expected.length}`,
+    );
   }
   for (let i = 0; i < actual.length; i++) {
     if (!(Math.abs(actual[i] - expected[i]) <= atol + rtol * Math.abs(expected[i]))) {
-      throw new Error(`${message ? message + ": " : ""}index ${i}: expected ${expected[i]}, got ${actual[i]}`);
+      throw new Error(
+        `${message ? message + ": " : ""}index ${i}: expected ${expected[i]}, got ${actual[i]}`,
+      );
     }
   }
 }
 
 /** Asserts that `fn` throws (or rejects) with a message containing every fragment. */
-export async function assertThrowsMessage(fn: () => unknown, ...fragments: string[]): Promise<string> {
+export async function assertThrowsMessage(
+  fn: () => unknown,
+  ...fragments: string[]
+): Promise<string> {
   try {
     await fn();
   } catch (e) {

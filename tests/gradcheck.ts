@@ -41,7 +41,13 @@ export interface GradCheckResult {
 function hostFor(dtype: DType, values: number[], shape: number[]): HostTensor {
   if (dtype === "float64") return { dtype, shape, data: Float64Array.from(values) };
   if (dtype === "float32") return { dtype, shape, data: Float32Array.from(values) };
-  if (dtype === "int64") return { dtype, shape, data: BigInt64Array.from(values.map((v) => BigInt(v))) };
+  if (dtype === "int64") {
+    return {
+      dtype,
+      shape,
+      data: BigInt64Array.from(values.map((v) => BigInt(v))),
+    };
+  }
   if (dtype === "int32") return { dtype, shape, data: Int32Array.from(values) };
   return { dtype, shape, data: Uint8Array.from(values) };
 }
@@ -62,7 +68,9 @@ export async function gradCheck(
   const rng = new Rng(options.seed ?? 1234, "gradcheck");
 
   const graph = new Graph("gradcheck");
-  const xs = inputs.map((spec) => graph.input(spec.name, spec.constant?.dtype ?? dtype, spec.shape));
+  const xs = inputs.map((spec) =>
+    graph.input(spec.name, spec.constant?.dtype ?? dtype, spec.shape)
+  );
   const y = build(xs);
   const weights = Array.from({ length: y.size }, () => rng.normal());
   const w = graph.constant(weights, dtype, y.shape);
@@ -74,11 +82,15 @@ export async function gradCheck(
 
   const session = await Session.create(graph);
   const values = inputs.map((spec) =>
-    spec.constant?.values ?? spec.values ?? Array.from({ length: spec.shape.reduce((a, b) => a * b, 1) }, () => rng.normal())
+    spec.constant?.values ?? spec.values ??
+      Array.from({ length: spec.shape.reduce((a, b) => a * b, 1) }, () => rng.normal())
   );
   const feeds = (vals: number[][]) =>
     Object.fromEntries(
-      inputs.map((spec, k) => [spec.name, hostFor(spec.constant?.dtype ?? dtype, vals[k], spec.shape)]),
+      inputs.map((
+        spec,
+        k,
+      ) => [spec.name, hostFor(spec.constant?.dtype ?? dtype, vals[k], spec.shape)]),
     );
   const base = await session.run(feeds(values));
   const lossAt = async (k: number, i: number, delta: number) => {
@@ -107,6 +119,8 @@ export async function gradCheck(
     }
   }
   await session.release();
-  if (maxError > 1) throw new Error(`gradient check failed (error ${maxError.toFixed(2)}x tolerance) at ${worst}`);
+  if (maxError > 1) {
+    throw new Error(`gradient check failed (error ${maxError.toFixed(2)}x tolerance) at ${worst}`);
+  }
   return { maxError, worst, checked };
 }

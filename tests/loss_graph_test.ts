@@ -5,8 +5,8 @@ import { Graph } from "../src/onnx/mod.ts";
 import {
   ntXentGraph,
   ntXentReference,
-  pairInterleaved,
   type Pairing,
+  pairInterleaved,
   weightedNtXentGraph,
   weightedNtXentReference,
   type WeightNormalization,
@@ -18,7 +18,13 @@ interface Case {
   n: number;
   dim: number;
   temperature: number;
-  weighted?: { sigma: number; mean: number; lowerBound: number; upperBound: number; normalization: WeightNormalization };
+  weighted?: {
+    sigma: number;
+    mean: number;
+    lowerBound: number;
+    upperBound: number;
+    normalization: WeightNormalization;
+  };
 }
 
 /** Loss and gradient of a graph loss on z, via ORT. */
@@ -42,7 +48,11 @@ async function graphLoss(
   const muValue = c.weighted?.mean ?? 0;
   const out = await session.run({
     z: { dtype, shape: [rows, c.dim], data },
-    mu: { dtype, shape: [], data: dtype === "float64" ? Float64Array.of(muValue) : Float32Array.of(muValue) },
+    mu: {
+      dtype,
+      shape: [],
+      data: dtype === "float64" ? Float64Array.of(muValue) : Float32Array.of(muValue),
+    },
   });
   await session.release();
   return { loss: Number(out.loss.data[0]), grad: Array.from(out.z_grad.data as Float64Array) };
@@ -73,7 +83,13 @@ function cases(): Case[] {
                 n,
                 dim: 8,
                 temperature,
-                weighted: { sigma, mean, lowerBound: bounds[0], upperBound: bounds[1], normalization },
+                weighted: {
+                  sigma,
+                  mean,
+                  lowerBound: bounds[0],
+                  upperBound: bounds[1],
+                  normalization,
+                },
               });
             }
           }
@@ -119,15 +135,23 @@ Deno.test("halves pairing (SDCLR branches) equals interleaved pairing on re-orde
   const z2 = randomZ(rng, n, dim);
   const stacked = new Float64Array([...z1, ...z2]);
   const interleaved = pairInterleaved(z1, z2, n, dim);
-  for (const c of [
-    { n, dim, temperature: 0.2 },
-    {
-      n,
-      dim,
-      temperature: 0.2,
-      weighted: { sigma: 0.5, mean: 0.3, lowerBound: -1, upperBound: 1, normalization: "None" as const },
-    },
-  ]) {
+  for (
+    const c of [
+      { n, dim, temperature: 0.2 },
+      {
+        n,
+        dim,
+        temperature: 0.2,
+        weighted: {
+          sigma: 0.5,
+          mean: 0.3,
+          lowerBound: -1,
+          upperBound: 1,
+          normalization: "None" as const,
+        },
+      },
+    ]
+  ) {
     const a = await graphLoss(stacked, c, "float64", "halves");
     const b = reference(interleaved, c);
     assertClose(a.loss, b.loss, 1e-9);
@@ -145,7 +169,13 @@ Deno.test("graph losses stay finite where raw exponentials overflow", async () =
         n: rows / 2,
         dim,
         temperature,
-        weighted: { sigma: 0.25, mean: -1, lowerBound: -0.5, upperBound: 0.5, normalization: "negatives_constant_total_weight" },
+        weighted: {
+          sigma: 0.25,
+          mean: -1,
+          lowerBound: -0.5,
+          upperBound: 0.5,
+          normalization: "negatives_constant_total_weight",
+        },
       };
       const got = await graphLoss(z, c, "float32");
       assert(Number.isFinite(got.loss), `loss ${got.loss}`);
@@ -159,10 +189,24 @@ Deno.test("bad loss options name the key and value", async () => {
   const graph = new Graph("bad");
   const z = graph.input("z", "float32", [8, 4]);
   const mu = graph.input("mu", "float32", []);
-  const base = { temperature: 0.1, sigma: 0.5, lowerBound: -1, upperBound: 1, normalization: "None" as const };
+  const base = {
+    temperature: 0.1,
+    sigma: 0.5,
+    lowerBound: -1,
+    upperBound: 1,
+    normalization: "None" as const,
+  };
   await assertThrowsMessage(() => ntXentGraph(z, { temperature: 0 }), "temperature", "0");
-  await assertThrowsMessage(() => weightedNtXentGraph(z, mu, { ...base, sigma: -1 }), "sigma", "-1");
-  await assertThrowsMessage(() => weightedNtXentGraph(z, mu, { ...base, lowerBound: 1 }), "lower 1", "upper 1");
+  await assertThrowsMessage(
+    () => weightedNtXentGraph(z, mu, { ...base, sigma: -1 }),
+    "sigma",
+    "-1",
+  );
+  await assertThrowsMessage(
+    () => weightedNtXentGraph(z, mu, { ...base, lowerBound: 1 }),
+    "lower 1",
+    "upper 1",
+  );
   await assertThrowsMessage(
     () => weightedNtXentGraph(z, mu, { ...base, normalization: "l2" as never }),
     "weight_normalization",

@@ -156,7 +156,6 @@ Deno.test("multi-step: 3 tiny ResNet-18 contrastive steps through a Loop equal 3
   assert(new Set(singleLosses).size === k, `steps must differ: ${singleLosses}`);
   assertEquals(result.extras.per_anchor_loss.shape, [k, 8]);
   const worst = worstRelative(loopValues, singleValues, step.layout.carried.map((c) => c.input));
-  console.log("worst", worst, result.losses, singleLosses);
   assert(worst <= 1e-6, `final parameters, BN statistics and momenta differ by ${worst} (relative)`);
   await single.release();
   await looped.release();

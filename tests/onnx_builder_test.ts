@@ -1,5 +1,14 @@
 import { assert, assertAllClose, assertEquals, assertThrowsMessage } from "./assert.ts";
-import { decodeModel, encodeModel, Graph, IR_VERSION, loadModel, OPSET, ops, saveModel } from "../src/onnx/mod.ts";
+import {
+  decodeModel,
+  encodeModel,
+  Graph,
+  IR_VERSION,
+  loadModel,
+  ops,
+  OPSET,
+  saveModel,
+} from "../src/onnx/mod.ts";
 import { Session } from "../src/runtime/session.ts";
 import { f32 } from "../src/runtime/host_tensor.ts";
 import { checkCudaProvider } from "../src/runtime/providers.ts";
@@ -9,7 +18,10 @@ function smallGraph(): Graph {
   const g = new Graph("small");
   const x = g.input("x", "float32", ["batch", 3, 8, 8]);
   const w = g.input("w", "float32", [4, 3, 3, 3]);
-  const y = g.scope("block", () => ops.relu(ops.conv(x, w, null, { pads: [1, 1, 1, 1], strides: [2, 2] })));
+  const y = g.scope(
+    "block",
+    () => ops.relu(ops.conv(x, w, null, { pads: [1, 1, 1, 1], strides: [2, 2] })),
+  );
   g.output(ops.reduceMean(y, [1, 2, 3], false), "score");
   return g;
 }
@@ -27,12 +39,22 @@ Deno.test("bad graphs give one clear error naming op and shapes", async () => {
   const g = new Graph("bad");
   const a = g.input("a", "float32", [2, 3]);
   const b = g.input("b", "float32", [4, 5]);
-  await assertThrowsMessage(() => ops.matmul(a, b), "MatMul", "inner dims 3 and 4", "a[2, 3]", "b[4, 5]");
+  await assertThrowsMessage(
+    () => ops.matmul(a, b),
+    "MatMul",
+    "inner dims 3 and 4",
+    "a[2, 3]",
+    "b[4, 5]",
+  );
   await assertThrowsMessage(() => ops.add(a, b), "Add", "do not broadcast", "[2, 3]", "[4, 5]");
   await assertThrowsMessage(() => g.op("FancyOp", [a]), "unknown op FancyOp");
   const x = g.input("x", "float32", [1, 3, 8, 8]);
   const w = g.input("w", "float32", [4, 2, 3, 3]);
-  await assertThrowsMessage(() => ops.conv(x, w, null), "Conv", "input channels 3 != weight channels 2");
+  await assertThrowsMessage(
+    () => ops.conv(x, w, null),
+    "Conv",
+    "input channels 3 != weight channels 2",
+  );
   await assertThrowsMessage(() => ops.reshape(a, [4, 2]), "Reshape", "cannot reshape [2, 3]");
   await assertThrowsMessage(() => g.input("a", "float32", [1]), "tensor name a is already used");
 });
@@ -70,7 +92,11 @@ Deno.test("saved models load back; a missing file is one clear error", async () 
   assert(size > 100, `file size ${size}`);
   const back = await loadModel(path);
   assert(back.nodes.some((n) => n.stopGradient), "stopGradient marker survives a round trip");
-  await assertThrowsMessage(() => loadModel(`${dir}/missing.onnx`), "model file not found", "missing.onnx");
+  await assertThrowsMessage(
+    () => loadModel(`${dir}/missing.onnx`),
+    "model file not found",
+    "missing.onnx",
+  );
   await Deno.writeFile(`${dir}/junk.onnx`, new Uint8Array([1, 2, 3, 255, 255]));
   await assertThrowsMessage(() => loadModel(`${dir}/junk.onnx`), "junk.onnx");
   await Deno.remove(dir, { recursive: true });
@@ -83,12 +109,22 @@ Deno.test("an unknown op in a loaded model names the op", async () => {
     graph: {
       name: "g",
       node: [{ opType: "NotAnOp", input: ["x"], output: ["y"], name: "mystery" }],
-      input: [{ name: "x", type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 2 }] } } } }],
-      output: [{ name: "y", type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 2 }] } } } }],
+      input: [{
+        name: "x",
+        type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 2 }] } } },
+      }],
+      output: [{
+        name: "y",
+        type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 2 }] } } },
+      }],
     },
   });
   const bytes = onnxProto.onnx.ModelProto.encode(model).finish();
-  await assertThrowsMessage(() => decodeModel(bytes, "mystery.onnx"), "unknown op NotAnOp", "mystery");
+  await assertThrowsMessage(
+    () => decodeModel(bytes, "mystery.onnx"),
+    "unknown op NotAnOp",
+    "mystery",
+  );
 });
 
 Deno.test("--device cuda without the provider names the missing file", async () => {

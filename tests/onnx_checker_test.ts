@@ -15,7 +15,11 @@ const PYTHON = "/usr/bin/python3";
 
 function onnxCheckerAvailable(): boolean {
   try {
-    const r = new Deno.Command(PYTHON, { args: ["-c", "import onnx"], stdout: "null", stderr: "null" }).outputSync();
+    const r = new Deno.Command(PYTHON, {
+      args: ["-c", "import onnx"],
+      stdout: "null",
+      stderr: "null",
+    }).outputSync();
     return r.success;
   } catch {
     return false;
@@ -34,7 +38,10 @@ function quickstartStep(): Graph {
   buildFusedStep({
     graph,
     loss,
-    params: params.map((p) => ({ tensor: graph.findInput(p.name)!, meta: { name: p.name, isBnOrBias: p.kind === "bias" } })),
+    params: params.map((p) => ({
+      tensor: graph.findInput(p.name)!,
+      meta: { name: p.name, isBnOrBias: p.kind === "bias" },
+    })),
     buffers: [],
     optimizer: createOptimizer({ kind: "sgd", momentum: 0.9, weightDecay: 5e-4 }),
     outputGradients: true,

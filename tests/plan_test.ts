@@ -20,7 +20,11 @@ Deno.test("every ETH config plans without error", async () => {
   for await (const entry of Deno.readDir("config/eth")) {
     if (!entry.name.endsWith(".yaml")) continue;
     const { config } = await loadConfig(`config/eth/${entry.name}`);
-    const plan = planEpochs(config, iterationsPerEpoch(50_000, config.train.batch_size, config.train.drop_last), muRng(config.seed));
+    const plan = planEpochs(
+      config,
+      iterationsPerEpoch(50_000, config.train.batch_size, config.train.drop_last),
+      muRng(config.seed),
+    );
     assertEquals(plan.length, config.train.epochs, entry.name);
     assert(plan.every((e) => Number.isFinite(e.lr)), entry.name);
     count++;
@@ -29,13 +33,22 @@ Deno.test("every ETH config plans without error", async () => {
 });
 
 Deno.test("plan --json follows the schedule definitions", async () => {
-  const { code, out } = await captureStdout(() => main(["plan", "config/eth/experiment_1.yaml", "--json"]));
+  const { code, out } = await captureStdout(() =>
+    main(["plan", "config/eth/experiment_1.yaml", "--json"])
+  );
   assertEquals(code, 0);
   const plan = JSON.parse(out);
   assertEquals(plan.experiment, "experiment_1");
-  assertEquals(plan.iterations_per_epoch, 196, "50,000 images at batch 256, last partial batch kept");
+  assertEquals(
+    plan.iterations_per_epoch,
+    196,
+    "50,000 images at batch 256, last partial batch kept",
+  );
   assertEquals(plan.epochs.length, 500);
-  assert(plan.epochs.every((e: { mu: null; lr: number }) => e.mu === null && e.lr === 1e-3), "NT-Xent: no μ, Adam lr 1e-3");
+  assert(
+    plan.epochs.every((e: { mu: null; lr: number }) => e.mu === null && e.lr === 1e-3),
+    "NT-Xent: no μ, Adam lr 1e-3",
+  );
 
   // A linear μ from −1 to 1 over 500 epoch ends: μ_e = −1 + 2e/500.
   const linear = await captureStdout(() =>
@@ -49,7 +62,9 @@ Deno.test("plan --json follows the schedule definitions", async () => {
   );
   assertEquals(linear.code, 0);
   const epochs = JSON.parse(linear.out).epochs as { epoch: number; mu: number }[];
-  for (const e of epochs) assertClose(e.mu, -1 + (2 * e.epoch) / 500, 1e-12, 1e-12, `epoch ${e.epoch}`);
+  for (const e of epochs) {
+    assertClose(e.mu, -1 + (2 * e.epoch) / 500, 1e-12, 1e-12, `epoch ${e.epoch}`);
+  }
 });
 
 Deno.test("RandomThenConst: random μ in (begin, end], then const_value; a rerun gives the same draws", async () => {
@@ -65,7 +80,10 @@ Deno.test("RandomThenConst: random μ in (begin, end], then const_value; a rerun
 
 Deno.test("plan on a bad config names the key and exits non-zero", async () => {
   const dir = await Deno.makeTempDir();
-  const text = (await Deno.readTextFile("config/eth/experiment_1.yaml")).replace(/temperature: [0-9.]+/, "temperature: abc");
+  const text = (await Deno.readTextFile("config/eth/experiment_1.yaml")).replace(
+    /temperature: [0-9.]+/,
+    "temperature: abc",
+  );
   await Deno.writeTextFile(`${dir}/bad.yaml`, text);
   const errors: string[] = [];
   const original = console.error;
@@ -77,5 +95,8 @@ Deno.test("plan on a bad config names the key and exits non-zero", async () => {
     console.error = original;
     await Deno.remove(dir, { recursive: true });
   }
-  assert(errors.length === 1 && errors[0].includes("temperature") && errors[0].includes("abc"), errors.join("\n"));
+  assert(
+    errors.length === 1 && errors[0].includes("temperature") && errors[0].includes("abc"),
+    errors.join("\n"),
+  );
 });

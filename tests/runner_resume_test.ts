@@ -40,7 +40,10 @@ async function runFolder(): Promise<string> {
   for (const name of ["data_batch_1.bin", "test_batch.bin", "batches.meta.txt"]) {
     await Deno.symlink(`${Deno.cwd()}/data/cifar10-mini/${name}`, `${data}/${name}`);
   }
-  await Deno.writeFile(`${dir}/data/pretrain.npy`, encodeInt64Npy(Array.from({ length: 40 }, (_, i) => 7 * i)));
+  await Deno.writeFile(
+    `${dir}/data/pretrain.npy`,
+    encodeInt64Npy(Array.from({ length: 40 }, (_, i) => 7 * i)),
+  );
   await Deno.writeTextFile(`${dir}/config.yaml`, CONFIG(dir));
   return dir;
 }
@@ -100,7 +103,10 @@ Deno.test("kill -9 mid-run, then --resume: the final log equals an uninterrupted
   await child.output();
   // Whatever is visible after the crash is whole: the log parses, the checkpoint loads.
   const partial = await summary(crashed);
-  assert(partial.losses.length >= 1 && partial.losses.length < 3, `killed after ${partial.losses.length} epochs`);
+  assert(
+    partial.losses.length >= 1 && partial.losses.length < 3,
+    `killed after ${partial.losses.length} epochs`,
+  );
   const leftovers = [...Deno.readDirSync(`${crashed}/checkpoints/resume_check`)].map((e) => e.name);
   assert(leftovers.includes("last.safetensors"), leftovers.join(", "));
 
@@ -115,7 +121,10 @@ Deno.test("a run stopped mid-epoch (as Ctrl-C does) resumes to the same result",
   const full = await runFolder();
   const stopped = await runFolder();
   const options = { session: { threads: 1 }, progress: false };
-  const expected = await runExperiment(await loadConfig(`${full}/config.yaml`), { ...options, resume: false });
+  const expected = await runExperiment(await loadConfig(`${full}/config.yaml`), {
+    ...options,
+    resume: false,
+  });
 
   const first = await runExperiment(await loadConfig(`${stopped}/config.yaml`), {
     ...options,
@@ -123,8 +132,15 @@ Deno.test("a run stopped mid-epoch (as Ctrl-C does) resumes to the same result",
     stopAfterSteps: 4,
   });
   assertEquals(first.status, "interrupted");
-  assertEquals(first.average_training_loss_per_epoch.length, 1, "3 steps per epoch: stopped in epoch 2");
-  const second = await runExperiment(await loadConfig(`${stopped}/config.yaml`), { ...options, resume: true });
+  assertEquals(
+    first.average_training_loss_per_epoch.length,
+    1,
+    "3 steps per epoch: stopped in epoch 2",
+  );
+  const second = await runExperiment(await loadConfig(`${stopped}/config.yaml`), {
+    ...options,
+    resume: true,
+  });
   assertEquals(second.status, "finished");
   assertEquals(second.average_training_loss_per_epoch, expected.average_training_loss_per_epoch);
   assertEquals(second.mu_per_epoch, expected.mu_per_epoch);
@@ -137,7 +153,11 @@ Deno.test("a run stopped mid-epoch (as Ctrl-C does) resumes to the same result",
 Deno.test("--resume refuses a checkpoint written for another config", async () => {
   const dir = await runFolder();
   const options = { session: { threads: 1 }, progress: false };
-  await runExperiment(await loadConfig(`${dir}/config.yaml`), { ...options, resume: false, stopAfterSteps: 1 });
+  await runExperiment(await loadConfig(`${dir}/config.yaml`), {
+    ...options,
+    resume: false,
+    stopAfterSteps: 1,
+  });
   const changed = await loadConfig(`${dir}/config.yaml`, { set: ["loss.temperature=0.3"] });
   let message = "";
   try {

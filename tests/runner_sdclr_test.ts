@@ -17,7 +17,8 @@ Deno.test("SDCLR run: masks at the prune fraction, rare-class loss share, linear
   const byClass: number[][] = Array.from({ length: 10 }, () => []);
   train.labels.forEach((label, i) => byClass[label].push(i));
   const longTail = byClass.flatMap((indices, c) => indices.slice(0, 12 - c));
-  const write = (name: string, indices: number[]) => Deno.writeFile(`${dir}/data/${name}`, encodeInt64Npy(indices));
+  const write = (name: string, indices: number[]) =>
+    Deno.writeFile(`${dir}/data/${name}`, encodeInt64Npy(indices));
   await write("d_i.npy", longTail);
   await write("train.npy", byClass.flatMap((indices) => indices.slice(20, 26)));
   await write("val.npy", byClass.flatMap((indices) => indices.slice(26, 28)));
@@ -58,12 +59,19 @@ output: { log_dir: ${dir}/logs, checkpoint_dir: ${dir}/checkpoints }
   assertEquals(log.status, "finished");
   assertEquals(log.average_training_loss_per_epoch.length, 2);
   for (const epoch of log.epochs) {
-    const d = epoch.diagnostics as { sparsity: number; layerSparsity: Record<string, number>; rareClasses: { rareClasses: number[]; lossShare: number; sampleShare: number } };
+    const d = epoch.diagnostics as {
+      sparsity: number;
+      layerSparsity: Record<string, number>;
+      rareClasses: { rareClasses: number[]; lossShare: number; sampleShare: number };
+    };
     assertClose(d.sparsity, 0.9, 0, 1e-4, "mask sparsity");
     assertEquals(Object.keys(d.layerSparsity).length, 20, "20 conv layers in ResNet-18");
     assertEquals(d.rareClasses.rareClasses, [7, 8, 9], "the three smallest classes");
     assertClose(d.rareClasses.sampleShare, (5 + 4 + 3) / longTail.length, 1e-12);
-    assert(d.rareClasses.lossShare > 0 && d.rareClasses.lossShare < 1, `loss share ${d.rareClasses.lossShare}`);
+    assert(
+      d.rareClasses.lossShare > 0 && d.rareClasses.lossShare < 1,
+      `loss share ${d.rareClasses.lossShare}`,
+    );
   }
   assertEquals(log.model_scores.length, 1);
   assert(log.model_scores[0] >= 0 && log.model_scores[0] <= 1, `score ${log.model_scores[0]}`);
@@ -71,7 +79,10 @@ output: { log_dir: ${dir}/logs, checkpoint_dir: ${dir}/checkpoints }
     fewShot: { testAccuracy: number };
     groups: { linear: { groups: { name: string; accuracy: number }[]; balancedness: number } };
   };
-  assert(details.fewShot.testAccuracy >= 0 && details.fewShot.testAccuracy <= 1, "few-shot accuracy");
+  assert(
+    details.fewShot.testAccuracy >= 0 && details.fewShot.testAccuracy <= 1,
+    "few-shot accuracy",
+  );
   assertEquals(details.groups.linear.groups.map((g) => g.name), ["many", "medium", "few"]);
   assert(Number.isFinite(details.groups.linear.balancedness), "balancedness");
   await Deno.remove(dir, { recursive: true });

@@ -9,7 +9,11 @@ import * as ops from "../onnx/ops.ts";
  */
 export function sumToShape(grad: Tensor, shape: Shape): Tensor {
   const extra = grad.rank - shape.length;
-  if (extra < 0) throw new Error(`sumToShape: gradient ${grad.shapeText} has lower rank than [${shape.join(", ")}]`);
+  if (extra < 0) {
+    throw new Error(
+      `sumToShape: gradient ${grad.shapeText} has lower rank than [${shape.join(", ")}]`,
+    );
+  }
   const axes: number[] = [];
   for (let i = 0; i < grad.rank; i++) {
     if (i < extra) axes.push(i);

@@ -55,9 +55,15 @@ export interface GradientOptions {
  * graph. Returns a map param → gradient tensor; a parameter the loss does not
  * depend on gets a zero tensor of its shape.
  */
-export function gradients(loss: Tensor, params: Tensor[], options: GradientOptions = {}): Map<Tensor, Tensor> {
+export function gradients(
+  loss: Tensor,
+  params: Tensor[],
+  options: GradientOptions = {},
+): Map<Tensor, Tensor> {
   const graph = loss.graph;
-  if (!isFloat(loss.dtype)) throw new Error(`gradients: loss ${loss.name} has non-float dtype ${loss.dtype}`);
+  if (!isFloat(loss.dtype)) {
+    throw new Error(`gradients: loss ${loss.name} has non-float dtype ${loss.dtype}`);
+  }
   const paramSet = new Set(params);
   const onPath = nodesOnPath(graph, loss, paramSet);
   const pending = new Map<Tensor, Tensor[]>();
@@ -89,7 +95,9 @@ export function gradients(loss: Tensor, params: Tensor[], options: GradientOptio
       node.inputs.forEach((input, k) => {
         const d = dInputs[k];
         if (!input || !d || !isFloat(input.dtype)) return;
-        if (d.shape.length !== input.shape.length || d.shape.some((dim, j) => dim !== input.shape[j])) {
+        if (
+          d.shape.length !== input.shape.length || d.shape.some((dim, j) => dim !== input.shape[j])
+        ) {
           throw new Error(
             `gradients: rule for ${node.opType} (node ${node.name}) gave input ${k} a gradient of shape ` +
               `${d.shapeText}, expected ${input.shapeText}`,

@@ -20,5 +20,11 @@ registerGradRules(LINALG_RULES);
 registerGradRules(CONV_RULES);
 registerGradRules(POOL_RULES);
 
-export { GRAD_RULES, type GradRule, gradients, type GradientOptions, registerGradRules } from "./gradients.ts";
+export {
+  GRAD_RULES,
+  type GradientOptions,
+  gradients,
+  type GradRule,
+  registerGradRules,
+} from "./gradients.ts";
 export { sumToShape } from "./broadcast.ts";

@@ -1,7 +1,7 @@
 /**
  * The CLI's subcommands: each names its options and a run function.
  */
-import { NotImplementedError, UsageError } from "./errors.ts";
+import { UsageError } from "./errors.ts";
 import { quickstartCommand } from "./quickstart.ts";
 import { exportGraphsCommand } from "./export_graphs.ts";
 import { dataCommand } from "./data.ts";
@@ -10,6 +10,8 @@ import { planCommand } from "./plan.ts";
 import { runCommand } from "./run.ts";
 import { setupCudaCommand } from "./setup_cuda.ts";
 import { packGpuCommand } from "./pack_gpu.ts";
+import { analyseCommand } from "./analyse.ts";
+import { reportCommand } from "./report.ts";
 
 /** One option of a command. */
 export interface CommandOption {
@@ -37,16 +39,6 @@ export interface Command {
   run(args: CommandArgs): Promise<number | void>;
 }
 
-function notYet(name: string, summary: string, issue: number): Command {
-  return {
-    name,
-    summary: `${summary} [not implemented yet: issue ${issue}]`,
-    run: () => {
-      throw new NotImplementedError(`the \`${name}\` command`, issue);
-    },
-  };
-}
-
 /** Reads a string option, throwing a usage error naming it when it is not a number. */
 export function numberOption(args: CommandArgs, name: string): number | undefined {
   const raw = args.values[name];
@@ -64,7 +56,8 @@ export const COMMANDS: Command[] = [
   planCommand,
   dataCommand,
   benchCommand,
-  notYet("analyse", "summarise experiment logs (mean ± std over seeds/splits)", 8),
+  analyseCommand,
+  reportCommand,
   setupCudaCommand,
   packGpuCommand,
 ];

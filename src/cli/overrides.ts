@@ -4,7 +4,11 @@ import { type CommandArgs, type CommandOption, numberOption } from "./commands.t
 
 /** `--set key=value` (repeatable), `--epochs`, `--device`, `--data-dir`. */
 export const configOverrideOptions: Record<string, CommandOption> = {
-  set: { type: "string", multiple: true, description: "override a config value, e.g. --set train.batch_size=128" },
+  set: {
+    type: "string",
+    multiple: true,
+    description: "override a config value, e.g. --set train.batch_size=128",
+  },
   epochs: { type: "string", description: "override train.epochs" },
   device: { type: "string", description: "override device: cpu, cuda or auto" },
   "data-dir": { type: "string", description: "override data.dir" },

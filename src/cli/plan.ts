@@ -41,25 +41,38 @@ export const planCommand: Command = {
     json: { type: "boolean", description: "print one JSON object instead of a table" },
     "iterations-per-epoch": {
       type: "string",
-      description: "iterations per epoch (default: from the data set size, batch size and drop_last)",
+      description:
+        "iterations per epoch (default: from the data set size, batch size and drop_last)",
     },
     ...configOverrideOptions,
   },
   async run(args) {
     const path = args.positionals[0];
-    if (!path) throw new UsageError("plan: give a config file, e.g. `plan config/eth/experiment_1.yaml`");
+    if (!path) {
+      throw new UsageError("plan: give a config file, e.g. `plan config/eth/experiment_1.yaml`");
+    }
     const loaded = await loadConfig(path, overridesFromArgs(args));
     const config = loaded.config;
     const given = numberOption(args, "iterations-per-epoch");
     const images = given === undefined ? await pretrainImageCount(config) : undefined;
-    const iterations = given ?? iterationsPerEpoch(images!, config.train.batch_size, config.train.drop_last);
+    const iterations = given ??
+      iterationsPerEpoch(images!, config.train.batch_size, config.train.drop_last);
     const epochs = planEpochs(config, iterations, muRng(config.seed));
     if (args.values.json) {
-      console.log(JSON.stringify({ experiment: config.experiment, iterations_per_epoch: iterations, config, epochs }));
+      console.log(
+        JSON.stringify({
+          experiment: config.experiment,
+          iterations_per_epoch: iterations,
+          config,
+          epochs,
+        }),
+      );
       return;
     }
     console.log(`experiment ${config.experiment} (${loaded.format} format, ${loaded.source})`);
-    console.log(`  method ${config.method.name}, loss ${config.loss.type}, optimizer ${config.optimizer.type}`);
+    console.log(
+      `  method ${config.method.name}, loss ${config.loss.type}, optimizer ${config.optimizer.type}`,
+    );
     console.log(
       `  ${config.model.architecture} (${config.model.stem} stem, width ${config.model.width_multiplier}), ` +
         `head ${config.head.type}`,
@@ -71,7 +84,9 @@ export const planCommand: Command = {
     console.log("epoch        mu           lr");
     for (const e of epochs) {
       const mu = e.mu === null ? "-" : e.mu.toPrecision(6);
-      console.log(`${String(e.epoch).padStart(5)} ${mu.padStart(12)} ${e.lr.toExponential(4).padStart(12)}`);
+      console.log(
+        `${String(e.epoch).padStart(5)} ${mu.padStart(12)} ${e.lr.toExponential(4).padStart(12)}`,
+      );
     }
   },
 };

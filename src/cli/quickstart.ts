@@ -19,11 +19,17 @@ export const quickstartCommand: Command = {
     seed: { type: "string", description: "random seed", default: "0" },
     threads: { type: "string", description: "CPU threads (0: all cores)", default: "0" },
     device: { type: "string", description: "cpu or cuda", default: "cpu" },
-    "data-dir": { type: "string", description: "folder with cifar-10-batches-bin", default: BUNDLED_CIFAR10 },
+    "data-dir": {
+      type: "string",
+      description: "folder with cifar-10-batches-bin",
+      default: BUNDLED_CIFAR10,
+    },
   },
   async run(args) {
     const device = args.values.device as string;
-    if (device !== "cpu" && device !== "cuda") throw new UsageError(`--device: expected cpu or cuda, got "${device}"`);
+    if (device !== "cpu" && device !== "cuda") {
+      throw new UsageError(`--device: expected cpu or cuda, got "${device}"`);
+    }
     const dir = args.values["data-dir"] as string;
     const train = await loadCifar({ dataset: "cifar10", split: "train", dir });
     const test = await loadCifar({ dataset: "cifar10", split: "test", dir });
@@ -40,7 +46,11 @@ export const quickstartCommand: Command = {
     });
     const losses = result.lossPerEpoch.map((l) => l.toFixed(3)).join(" ");
     console.log(`loss per epoch: ${losses}`);
-    console.log(`test accuracy: ${(100 * result.testAccuracy).toFixed(2)} % (${test.count} images, chance 10 %)`);
+    console.log(
+      `test accuracy: ${
+        (100 * result.testAccuracy).toFixed(2)
+      } % (${test.count} images, chance 10 %)`,
+    );
     console.log(`time: ${result.seconds.toFixed(1)} s`);
   },
 };

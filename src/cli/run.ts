@@ -10,10 +10,15 @@ import { configOverrideOptions, overridesFromArgs } from "./overrides.ts";
 export const runCommand: Command = {
   name: "run",
   summary: "run an experiment from a YAML config (ours or the ETH format): pretrain, evaluate, log",
-  usage: "<config.yaml> [--resume] [--set key=value ...] [--epochs N] [--device cpu|cuda|auto] [--data-dir D]",
+  usage:
+    "<config.yaml> [--resume] [--set key=value ...] [--epochs N] [--device cpu|cuda|auto] [--data-dir D]",
   options: {
     resume: { type: "boolean", description: "continue from the run's last checkpoint" },
-    threads: { type: "string", description: "CPU threads for ONNX Runtime (0: one per core)", default: "0" },
+    threads: {
+      type: "string",
+      description: "CPU threads for ONNX Runtime (0: one per core)",
+      default: "0",
+    },
     ...configOverrideOptions,
   },
   async run(args) {
@@ -25,9 +30,15 @@ export const runCommand: Command = {
       resume: Boolean(args.values.resume),
       session: { device, threads: numberOption(args, "threads") },
     });
-    console.log(`${log.experiment}: ${log.status}; log written to ${loaded.config.output.log_dir}/${log.experiment}.json`);
+    console.log(
+      `${log.experiment}: ${log.status}; log written to ${loaded.config.output.log_dir}/${log.experiment}.json`,
+    );
     if (log.model_scores.length > 0) {
-      console.log(`test accuracy per evaluation: ${log.model_scores.map((s) => (100 * s).toFixed(2) + " %").join(", ")}`);
+      console.log(
+        `test accuracy per evaluation: ${
+          log.model_scores.map((s) => (100 * s).toFixed(2) + " %").join(", ")
+        }`,
+      );
     }
     return log.status === "finished" ? 0 : 130;
   },

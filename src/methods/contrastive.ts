@@ -6,7 +6,11 @@
  * combination builds from one spec.
  */
 import { Graph, type Tensor } from "../onnx/mod.ts";
-import { ntXentGraph, weightedNtXentGraph, type WeightedNtXentGraphOptions } from "../losses/mod.ts";
+import {
+  ntXentGraph,
+  weightedNtXentGraph,
+  type WeightedNtXentGraphOptions,
+} from "../losses/mod.ts";
 import {
   type BufferUpdate,
   declareMasks,
@@ -55,7 +59,10 @@ export interface ContrastiveGraph {
 }
 
 /** Builds the forward pass and loss of one contrastive step (train-mode BN). */
-export function buildContrastiveGraph(spec: ContrastiveSpec, name = "contrastive_step"): ContrastiveGraph {
+export function buildContrastiveGraph(
+  spec: ContrastiveSpec,
+  name = "contrastive_step",
+): ContrastiveGraph {
   const graph = new Graph(name);
   const dual = spec.method.name === "sdclr";
   const store = new ParamStore(graph, { bnBranches: dual ? 2 : 1 });

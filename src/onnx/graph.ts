@@ -179,7 +179,11 @@ export class Graph {
     const node: Node = { opType, name: nodeName, inputs, outputs: [], attrs };
     node.outputs = infos.map((info, k) => {
       const base = options.outputNames?.[k];
-      const name = base ? this.uniqueName(base) : infos.length === 1 ? nodeName : `${nodeName}:${k}`;
+      const name = base
+        ? this.uniqueName(base)
+        : infos.length === 1
+        ? nodeName
+        : `${nodeName}:${k}`;
       if (!base && infos.length > 1) this.#claim(name);
       return new Tensor(this, name, info.dtype, info.shape, "node", node);
     });
@@ -188,7 +192,12 @@ export class Graph {
   }
 
   /** Adds a single-output node. */
-  op(opType: string, inputs: (Tensor | null)[], attrs: Record<string, AttrValue> = {}, name?: string): Tensor {
+  op(
+    opType: string,
+    inputs: (Tensor | null)[],
+    attrs: Record<string, AttrValue> = {},
+    name?: string,
+  ): Tensor {
     return this.node(opType, inputs, attrs, { name })[0];
   }
 
@@ -224,7 +233,9 @@ export class Graph {
   }
 
   #claim(name: string): void {
-    if (this.#names.has(name)) throw new Error(`tensor name ${name} is already used in graph ${this.name}`);
+    if (this.#names.has(name)) {
+      throw new Error(`tensor name ${name} is already used in graph ${this.name}`);
+    }
     this.#names.add(name);
   }
 }

@@ -2,7 +2,7 @@
  * Typed helpers over {@link Graph.node}: one function per ONNX op, taking
  * tensors and plain options, so graph code reads like array code.
  */
-import { ONNX_DTYPE_CODE, type DType } from "./dtype.ts";
+import { type DType, ONNX_DTYPE_CODE } from "./dtype.ts";
 import type { Graph, Shape, Tensor } from "./graph.ts";
 
 function g(t: Tensor): Graph {
@@ -24,15 +24,20 @@ function operand(a: Tensor, b: Tensor | number): Tensor {
 }
 
 /** a + b (broadcasting). */
-export const add = (a: Tensor, b: Tensor | number, name?: string) => g(a).op("Add", [a, operand(a, b)], {}, name);
+export const add = (a: Tensor, b: Tensor | number, name?: string) =>
+  g(a).op("Add", [a, operand(a, b)], {}, name);
 /** a − b (broadcasting). */
-export const sub = (a: Tensor, b: Tensor | number, name?: string) => g(a).op("Sub", [a, operand(a, b)], {}, name);
+export const sub = (a: Tensor, b: Tensor | number, name?: string) =>
+  g(a).op("Sub", [a, operand(a, b)], {}, name);
 /** a · b (broadcasting). */
-export const mul = (a: Tensor, b: Tensor | number, name?: string) => g(a).op("Mul", [a, operand(a, b)], {}, name);
+export const mul = (a: Tensor, b: Tensor | number, name?: string) =>
+  g(a).op("Mul", [a, operand(a, b)], {}, name);
 /** a / b (broadcasting). */
-export const div = (a: Tensor, b: Tensor | number, name?: string) => g(a).op("Div", [a, operand(a, b)], {}, name);
+export const div = (a: Tensor, b: Tensor | number, name?: string) =>
+  g(a).op("Div", [a, operand(a, b)], {}, name);
 /** a ^ b (b a tensor or a constant exponent). */
-export const pow = (a: Tensor, b: Tensor | number, name?: string) => g(a).op("Pow", [a, operand(a, b)], {}, name);
+export const pow = (a: Tensor, b: Tensor | number, name?: string) =>
+  g(a).op("Pow", [a, operand(a, b)], {}, name);
 /** Elementwise maximum. */
 export const max = (a: Tensor, b: Tensor | number) => g(a).op("Max", [a, operand(a, b)]);
 /** Elementwise minimum. */
@@ -46,7 +51,8 @@ export const greater = (a: Tensor, b: Tensor | number) => g(a).op("Greater", [a,
 /** a == b. */
 export const equal = (a: Tensor, b: Tensor | number) => g(a).op("Equal", [a, operand(a, b)]);
 /** a >= b. */
-export const greaterOrEqual = (a: Tensor, b: Tensor | number) => g(a).op("GreaterOrEqual", [a, operand(a, b)]);
+export const greaterOrEqual = (a: Tensor, b: Tensor | number) =>
+  g(a).op("GreaterOrEqual", [a, operand(a, b)]);
 /** Logical or. */
 export const or = (a: Tensor, b: Tensor) => g(a).op("Or", [a, b]);
 /** Logical and. */
@@ -93,7 +99,11 @@ export function cast(x: Tensor, to: DType): Tensor {
 /** Clips to [lo, hi] (either bound may be omitted). */
 export function clip(x: Tensor, lo?: number, hi?: number): Tensor {
   const gr = g(x);
-  return gr.op("Clip", [x, lo === undefined ? null : scalarLike(x, lo), hi === undefined ? null : scalarLike(x, hi)]);
+  return gr.op("Clip", [
+    x,
+    lo === undefined ? null : scalarLike(x, lo),
+    hi === undefined ? null : scalarLike(x, hi),
+  ]);
 }
 
 /** cond ? a : b. */
@@ -137,7 +147,13 @@ function convAttrs(opts: ConvOptions, spatial: number): Record<string, number[] 
 }
 
 /** N-D convolution. */
-export function conv(x: Tensor, w: Tensor, bias: Tensor | null, opts: ConvOptions = {}, name?: string): Tensor {
+export function conv(
+  x: Tensor,
+  w: Tensor,
+  bias: Tensor | null,
+  opts: ConvOptions = {},
+  name?: string,
+): Tensor {
   const attrs = convAttrs(opts, w.rank - 2);
   attrs.kernel_shape = w.shape.slice(2) as number[];
   return g(x).op("Conv", bias ? [x, w, bias] : [x, w], attrs, name);
@@ -175,7 +191,8 @@ function poolAttrs(opts: PoolOptions): Record<string, number | number[]> {
 }
 
 /** Max pooling. */
-export const maxPool = (x: Tensor, opts: PoolOptions, name?: string) => g(x).op("MaxPool", [x], poolAttrs(opts), name);
+export const maxPool = (x: Tensor, opts: PoolOptions, name?: string) =>
+  g(x).op("MaxPool", [x], poolAttrs(opts), name);
 /** Max pooling that also returns the flat input index (over N·C·H·W) of each maximum. */
 export function maxPoolWithIndices(x: Tensor, opts: PoolOptions): [Tensor, Tensor] {
   const [y, indices] = g(x).node("MaxPool", [x], poolAttrs(opts), { outputs: 2 });
@@ -190,9 +207,13 @@ export function averagePool(x: Tensor, opts: PoolOptions): Tensor {
 }
 
 /** Mean over all spatial positions, keeping [N, C, 1, 1]. */
-export const globalAveragePool = (x: Tensor, name?: string) => g(x).op("GlobalAveragePool", [x], {}, name);
+export const globalAveragePool = (x: Tensor, name?: string) =>
+  g(x).op("GlobalAveragePool", [x], {}, name);
 
-function reduceAttrs(axes: number[] | undefined, keepdims: boolean): Record<string, number | number[]> {
+function reduceAttrs(
+  axes: number[] | undefined,
+  keepdims: boolean,
+): Record<string, number | number[]> {
   const attrs: Record<string, number | number[]> = { keepdims: keepdims ? 1 : 0 };
   if (axes) attrs.axes = axes;
   return attrs;
@@ -238,7 +259,13 @@ export const transpose = (x: Tensor, perm: number[]) => g(x).op("Transpose", [x]
 /** Concatenates along an axis. */
 export const concat = (xs: Tensor[], axis: number) => g(xs[0]).op("Concat", xs, { axis });
 /** Slices `x[starts:ends:steps]` along axes. */
-export function slice(x: Tensor, starts: number[], ends: number[], axes?: number[], steps?: number[]): Tensor {
+export function slice(
+  x: Tensor,
+  starts: number[],
+  ends: number[],
+  axes?: number[],
+  steps?: number[],
+): Tensor {
   const gr = g(x);
   const inputs: (Tensor | null)[] = [x, ints(gr, starts), ints(gr, ends)];
   if (axes || steps) inputs.push(ints(gr, axes ?? starts.map((_, i) => i)));
@@ -246,7 +273,8 @@ export function slice(x: Tensor, starts: number[], ends: number[], axes?: number
   return gr.op("Slice", inputs);
 }
 /** Gathers along an axis. */
-export const gather = (x: Tensor, indices: Tensor, axis = 0) => g(x).op("Gather", [x, indices], { axis });
+export const gather = (x: Tensor, indices: Tensor, axis = 0) =>
+  g(x).op("Gather", [x, indices], { axis });
 /** Picks `x` entries at `indices` along an axis (indices shaped like the output). */
 export const gatherElements = (x: Tensor, indices: Tensor, axis = 0) =>
   g(x).op("GatherElements", [x, indices], { axis });

@@ -3,7 +3,7 @@
  * IR version 8), through the `onnx-proto` schema.
  */
 import onnxProto from "onnx-proto";
-import { dtypeFromOnnxCode, ONNX_DTYPE_CODE, type HostArray } from "./dtype.ts";
+import { dtypeFromOnnxCode, type HostArray, ONNX_DTYPE_CODE } from "./dtype.ts";
 import { type AttrValue, Graph, type Node, type Shape, type Tensor } from "./graph.ts";
 
 const { onnx } = onnxProto;
@@ -14,7 +14,17 @@ export const OPSET = 17;
 export const IR_VERSION = 8;
 
 /** Attributes that ONNX defines as floats (all other numeric attributes are ints). */
-const FLOAT_ATTRS = new Set(["alpha", "beta", "epsilon", "momentum", "gamma", "min", "max", "value_float", "ratio"]);
+const FLOAT_ATTRS = new Set([
+  "alpha",
+  "beta",
+  "epsilon",
+  "momentum",
+  "gamma",
+  "min",
+  "max",
+  "value_float",
+  "ratio",
+]);
 const STOP_GRADIENT_DOC = "stopGradient";
 
 type AttrProto = onnxProto.onnx.IAttributeProto;
@@ -25,7 +35,10 @@ function shapeProto(shape: Shape): onnxProto.onnx.ITensorShapeProto {
 }
 
 function valueInfo(t: Tensor, name = t.name): onnxProto.onnx.IValueInfoProto {
-  return { name, type: { tensorType: { elemType: ONNX_DTYPE_CODE[t.dtype], shape: shapeProto(t.shape) } } };
+  return {
+    name,
+    type: { tensorType: { elemType: ONNX_DTYPE_CODE[t.dtype], shape: shapeProto(t.shape) } },
+  };
 }
 
 function tensorProto(t: Tensor, data: HostArray): onnxProto.onnx.ITensorProto {
@@ -40,12 +53,20 @@ function tensorProto(t: Tensor, data: HostArray): onnxProto.onnx.ITensorProto {
 
 function attrProto(name: string, value: AttrValue, options: ExportOptions): AttrProto {
   if (value instanceof Graph) return { name, type: AT.GRAPH, g: graphProto(value, options) };
-  if (typeof value === "string") return { name, type: AT.STRING, s: new TextEncoder().encode(value) };
+  if (typeof value === "string") {
+    return { name, type: AT.STRING, s: new TextEncoder().encode(value) };
+  }
   if (typeof value === "number") {
-    return FLOAT_ATTRS.has(name) ? { name, type: AT.FLOAT, f: value } : { name, type: AT.INT, i: value };
+    return FLOAT_ATTRS.has(name)
+      ? { name, type: AT.FLOAT, f: value }
+      : { name, type: AT.INT, i: value };
   }
   if (value.length > 0 && typeof value[0] === "string") {
-    return { name, type: AT.STRINGS, strings: (value as string[]).map((s) => new TextEncoder().encode(s)) };
+    return {
+      name,
+      type: AT.STRINGS,
+      strings: (value as string[]).map((s) => new TextEncoder().encode(s)),
+    };
   }
   return FLOAT_ATTRS.has(name)
     ? { name, type: AT.FLOATS, floats: value as number[] }
@@ -135,7 +156,9 @@ function decodeTensorData(proto: onnxProto.onnx.ITensorProto, where: string): Ho
     case "float64":
       return bytes ? fromRaw(Float64Array) : Float64Array.from(proto.doubleData ?? []);
     case "int64":
-      return bytes ? fromRaw(BigInt64Array) : BigInt64Array.from((proto.int64Data ?? []).map((v) => BigInt(v.toString())));
+      return bytes
+        ? fromRaw(BigInt64Array)
+        : BigInt64Array.from((proto.int64Data ?? []).map((v) => BigInt(v.toString())));
     case "int32":
       return bytes ? fromRaw(Int32Array) : Int32Array.from(proto.int32Data ?? []);
     case "uint8":
@@ -177,7 +200,10 @@ function graphFromProto(gp: onnxProto.onnx.IGraphProto, where: string): Graph {
   for (const init of gp.initializer ?? []) {
     const dtype = dtypeFromOnnxCode(init.dataType ?? 0);
     const shape = (init.dims ?? []).map(Number);
-    byName.set(init.name!, graph.initializer(init.name!, dtype, shape, decodeTensorData(init, where)));
+    byName.set(
+      init.name!,
+      graph.initializer(init.name!, dtype, shape, decodeTensorData(init, where)),
+    );
   }
   for (const vi of gp.input ?? []) {
     if (byName.has(vi.name!)) continue;
@@ -188,7 +214,9 @@ function graphFromProto(gp: onnxProto.onnx.IGraphProto, where: string): Graph {
     const inputs = (np.input ?? []).map((name) => {
       if (name === "") return null;
       const t = byName.get(name);
-      if (!t) throw new Error(`${where}: node ${np.name} (${np.opType}) reads unknown tensor ${name}`);
+      if (!t) {
+        throw new Error(`${where}: node ${np.name} (${np.opType}) reads unknown tensor ${name}`);
+      }
       return t;
     });
     const attrs: Record<string, AttrValue> = {};
@@ -226,7 +254,11 @@ export function decodeModel(bytes: Uint8Array, where = "<bytes>"): Graph {
 }
 
 /** Writes a graph to an .onnx file atomically. */
-export async function saveModel(graph: Graph, path: string, options: ExportOptions = {}): Promise<number> {
+export async function saveModel(
+  graph: Graph,
+  path: string,
+  options: ExportOptions = {},
+): Promise<number> {
   const bytes = encodeModel(graph, options);
   const tmp = `${path}.${Deno.pid}.tmp`;
   await Deno.writeFile(tmp, bytes);

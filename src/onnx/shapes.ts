@@ -100,7 +100,9 @@ function unary(c: RuleContext): ValueInfo[] {
 function sameDtypes(c: RuleContext, ...ks: number[]): DType {
   const dtype = c.in(ks[0]).dtype;
   for (const k of ks) {
-    if (c.in(k).dtype !== dtype) c.fail(`dtype ${c.in(k).dtype} of input ${k} differs from ${dtype}`);
+    if (c.in(k).dtype !== dtype) {
+      c.fail(`dtype ${c.in(k).dtype} of input ${k} differs from ${dtype}`);
+    }
   }
   return dtype;
 }
@@ -156,16 +158,29 @@ function pool(c: RuleContext, channelsOut?: Dim): ValueInfo[] {
   const spatial = x.rank - 2;
   if (spatial < 1) c.fail(`input must have rank >= 3`);
   const kernel = c.ints("kernel_shape", []);
-  if (kernel.length !== spatial) c.fail(`kernel_shape ${fmt(kernel)} does not match ${spatial} spatial dims`);
+  if (kernel.length !== spatial) {
+    c.fail(`kernel_shape ${fmt(kernel)} does not match ${spatial} spatial dims`);
+  }
   const strides = c.ints("strides", kernel.map(() => 1));
   const pads = c.ints("pads", kernel.map(() => 0).concat(kernel.map(() => 0)));
   const dilations = c.ints("dilations", kernel.map(() => 1));
   const ceil = c.int("ceil_mode", 0) === 1;
-  if (c.attrs.auto_pad !== undefined && c.attrs.auto_pad !== "NOTSET") c.fail(`auto_pad is not supported; give pads`);
+  if (c.attrs.auto_pad !== undefined && c.attrs.auto_pad !== "NOTSET") {
+    c.fail(`auto_pad is not supported; give pads`);
+  }
   const shape: Shape = [x.shape[0], channelsOut ?? x.shape[1]];
   for (let i = 0; i < spatial; i++) {
     shape.push(
-      spatialOut(c, x.shape[2 + i], kernel[i], strides[i], pads[i], pads[i + spatial], dilations[i], ceil),
+      spatialOut(
+        c,
+        x.shape[2 + i],
+        kernel[i],
+        strides[i],
+        pads[i],
+        pads[i + spatial],
+        dilations[i],
+        ceil,
+      ),
     );
   }
   return [{ dtype: x.dtype, shape }];
@@ -184,7 +199,9 @@ function conv(c: RuleContext): ValueInfo[] {
   }
   const kernel = w.shape.slice(2) as number[];
   const given = c.ints("kernel_shape", kernel);
-  if (given.join() !== kernel.join()) c.fail(`kernel_shape ${fmt(given)} differs from weight ${fmt(kernel)}`);
+  if (given.join() !== kernel.join()) {
+    c.fail(`kernel_shape ${fmt(given)} differs from weight ${fmt(kernel)}`);
+  }
   if (c.has(2)) {
     const b = c.in(2);
     if (b.rank !== 1 || b.shape[0] !== w.shape[0]) c.fail(`bias must have shape [${w.shape[0]}]`);
@@ -199,7 +216,9 @@ function convTranspose(c: RuleContext): ValueInfo[] {
   const w = c.in(1);
   sameDtypes(c, 0, 1);
   const group = c.int("group", 1);
-  if (x.shape[1] !== w.shape[0]) c.fail(`input channels ${x.shape[1]} != weight dim 0 ${w.shape[0]}`);
+  if (x.shape[1] !== w.shape[0]) {
+    c.fail(`input channels ${x.shape[1]} != weight dim 0 ${w.shape[0]}`);
+  }
   const kernel = w.shape.slice(2) as number[];
   const spatial = kernel.length;
   const strides = c.ints("strides", kernel.map(() => 1));
@@ -266,7 +285,9 @@ function reshape(c: RuleContext): ValueInfo[] {
     if (known(x.shape) && known(shape.filter((d) => d !== -1))) {
       const total = x.shape.reduce<number>((n, d) => n * (d as number), 1);
       const rest = shape.reduce<number>((n, d) => (d === -1 ? n : n * (d as number)), 1);
-      if (rest === 0 || total % rest !== 0) c.fail(`cannot reshape ${fmt(x.shape)} to ${fmt(target)}`);
+      if (rest === 0 || total % rest !== 0) {
+        c.fail(`cannot reshape ${fmt(x.shape)} to ${fmt(target)}`);
+      }
       shape[shape.indexOf(-1)] = total / rest;
     } else if (inSym.length === 1 && outSym.length === 0) {
       const inStatic = x.shape.reduce<number>((n, d) => (typeof d === "number" ? n * d : n), 1);
@@ -296,7 +317,8 @@ function sliceRule(c: RuleContext): ValueInfo[] {
     if (typeof dim !== "number") c.fail(`cannot slice symbolic dim ${dim}`);
     const step = steps[i];
     if (step === 0) c.fail(`step 0`);
-    const clampIdx = (v: number, lo: number, hi: number) => Math.min(Math.max(v < 0 ? v + dim : v, lo), hi);
+    const clampIdx = (v: number, lo: number, hi: number) =>
+      Math.min(Math.max(v < 0 ? v + dim : v, lo), hi);
     let count: number;
     if (step > 0) {
       const s = clampIdx(starts[i], 0, dim);
@@ -323,7 +345,9 @@ function concat(c: RuleContext): ValueInfo[] {
     const t = c.in(k);
     if (t.rank !== first.rank) c.fail(`input ${k} has rank ${t.rank}, expected ${first.rank}`);
     t.shape.forEach((d, i) => {
-      if (i !== axis && !same(d, first.shape[i])) c.fail(`input ${k} differs off the concat axis ${axis}`);
+      if (i !== axis && !same(d, first.shape[i])) {
+        c.fail(`input ${k} differs off the concat axis ${axis}`);
+      }
     });
     const d = t.shape[axis];
     total = typeof total === "number" && typeof d === "number" ? total + d : "?";
@@ -369,7 +393,10 @@ function gather(c: RuleContext): ValueInfo[] {
   const idx = c.in(1);
   if (idx.dtype !== "int64" && idx.dtype !== "int32") c.fail(`indices must be int64 or int32`);
   const axis = c.axis(c.int("axis", 0), x.rank);
-  return [{ dtype: x.dtype, shape: [...x.shape.slice(0, axis), ...idx.shape, ...x.shape.slice(axis + 1)] }];
+  return [{
+    dtype: x.dtype,
+    shape: [...x.shape.slice(0, axis), ...idx.shape, ...x.shape.slice(axis + 1)],
+  }];
 }
 
 function gatherElements(c: RuleContext): ValueInfo[] {
@@ -385,7 +412,9 @@ function scatterElements(c: RuleContext): ValueInfo[] {
   const updates = c.in(2);
   if (idx.dtype !== "int64" && idx.dtype !== "int32") c.fail(`indices must be int64 or int32`);
   if (idx.rank !== x.rank) c.fail(`indices rank ${idx.rank} differs from data rank ${x.rank}`);
-  if (updates.dtype !== x.dtype) c.fail(`updates dtype ${updates.dtype} differs from data dtype ${x.dtype}`);
+  if (updates.dtype !== x.dtype) {
+    c.fail(`updates dtype ${updates.dtype} differs from data dtype ${x.dtype}`);
+  }
   if (updates.rank !== idx.rank || updates.shape.some((d, i) => !same(d, idx.shape[i]))) {
     c.fail(`updates shape ${fmt(updates.shape)} differs from indices shape ${fmt(idx.shape)}`);
   }
@@ -397,7 +426,9 @@ function expand(c: RuleContext): ValueInfo[] {
   const x = c.in(0);
   const source = c.in(1).producer;
   // A shape taken from a tensor by a Shape node keeps its symbolic dims.
-  const target: Shape = source?.opType === "Shape" ? [...source.inputs[0]!.shape] : c.constInts(1, "shape");
+  const target: Shape = source?.opType === "Shape"
+    ? [...source.inputs[0]!.shape]
+    : c.constInts(1, "shape");
   return [{ dtype: x.dtype, shape: broadcastShapes([x.shape, target], (m) => c.fail(m)) }];
 }
 
@@ -470,13 +501,18 @@ function flatten(c: RuleContext): ValueInfo[] {
   const prod = (s: Shape) =>
     s.every((d) => typeof d === "number") ? s.reduce<number>((n, d) => n * (d as number), 1) : "?";
   const head = x.shape.slice(0, axis);
-  return [{ dtype: x.dtype, shape: [head.length === 1 ? head[0] : prod(head), prod(x.shape.slice(axis))] }];
+  return [{
+    dtype: x.dtype,
+    shape: [head.length === 1 ? head[0] : prod(head), prod(x.shape.slice(axis))],
+  }];
 }
 
 function gridSample(c: RuleContext): ValueInfo[] {
   const x = c.in(0);
   const grid = c.in(1);
-  if (x.rank !== 4 || grid.rank !== 4 || grid.shape[3] !== 2) c.fail(`expects X [N,C,H,W] and grid [N,H,W,2]`);
+  if (x.rank !== 4 || grid.rank !== 4 || grid.shape[3] !== 2) {
+    c.fail(`expects X [N,C,H,W] and grid [N,H,W,2]`);
+  }
   return [{ dtype: x.dtype, shape: [x.shape[0], x.shape[1], grid.shape[1], grid.shape[2]] }];
 }
 
@@ -499,9 +535,13 @@ function loop(c: RuleContext): ValueInfo[] {
   if (!body || typeof body !== "object") c.fail(`attribute body (a Graph) is required`);
   const carried = c.inputs.length - 2;
   const scanOutputs = body.outputs.length - 1 - carried;
-  if (scanOutputs < 0) c.fail(`body has ${body.outputs.length} outputs for ${carried} carried values`);
+  if (scanOutputs < 0) {
+    c.fail(`body has ${body.outputs.length} outputs for ${carried} carried values`);
+  }
   const infos: ValueInfo[] = [];
-  for (let k = 0; k < carried; k++) infos.push({ dtype: c.in(2 + k).dtype, shape: [...c.in(2 + k).shape] });
+  for (let k = 0; k < carried; k++) {
+    infos.push({ dtype: c.in(2 + k).dtype, shape: [...c.in(2 + k).shape] });
+  }
   for (let k = 0; k < scanOutputs; k++) {
     const out = body.outputs[1 + carried + k];
     infos.push({ dtype: out.dtype, shape: ["loop_iterations", ...out.shape] });
@@ -608,11 +648,15 @@ export function inferShapes(
 ): ValueInfo[] {
   const rule = RULES[opType];
   if (!rule) {
-    throw new Error(`unknown op ${opType} (node ${nodeName}): the graph builder supports ${KNOWN_OPS.join(", ")}`);
+    throw new Error(
+      `unknown op ${opType} (node ${nodeName}): the graph builder supports ${KNOWN_OPS.join(", ")}`,
+    );
   }
   const infos = rule(new RuleContext(opType, nodeName, inputs, attrs, outputCount));
   if (outputCount > infos.length) {
-    throw new Error(`${opType} (node ${nodeName}): ${outputCount} outputs requested, the op has ${infos.length}`);
+    throw new Error(
+      `${opType} (node ${nodeName}): ${outputCount} outputs requested, the op has ${infos.length}`,
+    );
   }
   return infos.slice(0, outputCount);
 }

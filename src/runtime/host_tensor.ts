@@ -20,7 +20,11 @@ export function f64(data: ArrayLike<number>, shape: number[]): HostTensor {
 
 /** Makes an int64 host tensor. */
 export function i64(data: ArrayLike<number>, shape: number[]): HostTensor {
-  return checked({ dtype: "int64", shape, data: BigInt64Array.from(Array.from(data), (v) => BigInt(v)) });
+  return checked({
+    dtype: "int64",
+    shape,
+    data: BigInt64Array.from(Array.from(data), (v) => BigInt(v)),
+  });
 }
 
 /** A scalar host tensor of a float dtype. */

@@ -14,9 +14,15 @@ export function ethMeanConfig(mean: MeanSchedule): MuScheduleConfig {
     case "const":
       return { mean: mean.value };
     case "linear":
-      return { mean: "LinearParam", mean_config: { begin: mean.begin, end: mean.end, steps: mean.steps } };
+      return {
+        mean: "LinearParam",
+        mean_config: { begin: mean.begin, end: mean.end, steps: mean.steps },
+      };
     case "exponential":
-      return { mean: "ExponentialParam", mean_config: { begin: mean.begin, end: mean.end, factor: mean.factor } };
+      return {
+        mean: "ExponentialParam",
+        mean_config: { begin: mean.begin, end: mean.end, factor: mean.factor },
+      };
     case "random":
       return { mean: "RandomParam", mean_config: { begin: mean.begin, end: mean.end } };
     case "random_every_iter":
@@ -24,7 +30,12 @@ export function ethMeanConfig(mean: MeanSchedule): MuScheduleConfig {
     case "random_then_const":
       return {
         mean: "RandomThenConst",
-        mean_config: { begin: mean.begin, end: mean.end, steps: mean.steps, const_value: mean.const_value },
+        mean_config: {
+          begin: mean.begin,
+          end: mean.end,
+          steps: mean.steps,
+          const_value: mean.const_value,
+        },
       };
   }
 }
@@ -38,7 +49,11 @@ export function muScheduleFromConfig(config: ExperimentConfig, rng: Rng): MuSche
 /** Training iterations per epoch for a data set of `count` images. */
 export function iterationsPerEpoch(count: number, batchSize: number, dropLast: boolean): number {
   const n = dropLast ? Math.floor(count / batchSize) : Math.ceil(count / batchSize);
-  if (n < 1) throw new Error(`train.batch_size ${batchSize} leaves no iteration for ${count} images (drop_last)`);
+  if (n < 1) {
+    throw new Error(
+      `train.batch_size ${batchSize} leaves no iteration for ${count} images (drop_last)`,
+    );
+  }
   return n;
 }
 
@@ -90,7 +105,7 @@ export function planEpochs(config: ExperimentConfig, iterations: number, muRng: 
     let first: number | null = null;
     if (mu) {
       first = perIteration ? mu.value() : mu.current();
-      if (perIteration) for (let i = 1; i < iterations; i++) mu.value();
+      if (perIteration) { for (let i = 1; i < iterations; i++) mu.value(); }
     }
     plan.push({ epoch, mu: first, lr: lrAt(lr, epoch * iterations) });
     mu?.epochEnd();

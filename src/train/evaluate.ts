@@ -21,10 +21,15 @@ export interface Evaluator {
  * `model_scores` takes the linear protocol's test accuracy, or the kNN
  * accuracy when no linear protocol is configured.
  */
-export function evaluatorFor(config: ExperimentConfig, data: ExperimentData, session: SessionOptions): Evaluator {
+export function evaluatorFor(
+  config: ExperimentConfig,
+  data: ExperimentData,
+  session: SessionOptions,
+): Evaluator {
   const evaluation = config.evaluation;
   const every = evaluation.testing_every_n_epochs;
-  const anything = evaluation.linear !== null || evaluation.few_shot !== null || evaluation.knn !== null;
+  const anything = evaluation.linear !== null || evaluation.few_shot !== null ||
+    evaluation.knn !== null;
   const spec = contrastiveSpecFromConfig(config);
   let groupCounts: number[] | null | undefined;
   return {

@@ -27,13 +27,20 @@ export interface ExperimentData {
 }
 
 /** The images of `base` listed by the .npy file `file` (relative to `dir`); null when no file is named. */
-export async function split(base: ImageDataset, dir: string, file: string | null): Promise<ImageDataset | null> {
+export async function split(
+  base: ImageDataset,
+  dir: string,
+  file: string | null,
+): Promise<ImageDataset | null> {
   if (file === null) return null;
   const path = join(dir, file);
   return subsetDataset(base, await readIndexNpy(path, base.count), path);
 }
 
-async function listSet(config: ExperimentConfig, file: string | null): Promise<ImageDataset | null> {
+async function listSet(
+  config: ExperimentConfig,
+  file: string | null,
+): Promise<ImageDataset | null> {
   if (file === null) return null;
   const { data } = config;
   const path = join(data.dir, file);
@@ -58,7 +65,11 @@ export async function loadExperimentData(config: ExperimentConfig): Promise<Expe
     const options = { resize: data.eval_resize ?? data.image_size, crop: data.image_size };
     const load = (part: string) => {
       const root = join(data.dir, part);
-      return cachedDataset(`${root}.cache`, JSON.stringify({ root, ...options }), () => loadImageFolder(root, options));
+      return cachedDataset(
+        `${root}.cache`,
+        JSON.stringify({ root, ...options }),
+        () => loadImageFolder(root, options),
+      );
     };
     trainAll = await load("train");
     test = await load(data.test_split ?? "test");

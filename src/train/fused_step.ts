@@ -73,7 +73,9 @@ export function stateName(param: string, slot: string): string {
  */
 export function buildFusedStep(spec: FusedStepSpec): FusedStepLayout {
   const { graph, loss, params, optimizer } = spec;
-  if (loss.rank !== 0) throw new Error(`fused step: loss ${loss.name} must be a scalar, got ${loss.shapeText}`);
+  if (loss.rank !== 0) {
+    throw new Error(`fused step: loss ${loss.name} must be a scalar, got ${loss.shapeText}`);
+  }
   const dtype = loss.dtype;
   const grads = gradients(loss, params.map((p) => p.tensor));
   const scalarTensors: Record<string, Tensor> = {};
@@ -94,17 +96,35 @@ export function buildFusedStep(spec: FusedStepSpec): FusedStepLayout {
       );
       const updated = optimizer.update(tensor, grad, state, scalarTensors, meta);
       graph.output(updated.param, nextName(tensor.name));
-      carried.push({ input: tensor.name, output: nextName(tensor.name), dtype: tensor.dtype, shape: tensor.shape, role: "param" });
+      carried.push({
+        input: tensor.name,
+        output: nextName(tensor.name),
+        dtype: tensor.dtype,
+        shape: tensor.shape,
+        role: "param",
+      });
       updated.state.forEach((s, k) => {
         const name = stateName(tensor.name, optimizer.stateSlots[k]);
         graph.output(s, nextName(name));
-        carried.push({ input: name, output: nextName(name), dtype: s.dtype, shape: s.shape, role: "optimizer_state" });
+        carried.push({
+          input: name,
+          output: nextName(name),
+          dtype: s.dtype,
+          shape: s.shape,
+          role: "optimizer_state",
+        });
       });
     }
   });
   for (const { input, updated } of spec.buffers) {
     graph.output(updated, nextName(input.name));
-    carried.push({ input: input.name, output: nextName(input.name), dtype: input.dtype, shape: input.shape, role: "buffer" });
+    carried.push({
+      input: input.name,
+      output: nextName(input.name),
+      dtype: input.dtype,
+      shape: input.shape,
+      role: "buffer",
+    });
   }
   const extras: string[] = [];
   for (const [name, t] of Object.entries(spec.extraOutputs ?? {})) {

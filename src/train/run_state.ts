@@ -60,7 +60,10 @@ export async function saveRunCheckpoint(
   tensors: Map<string, HostTensor>,
   progress: RunProgress,
 ): Promise<void> {
-  await saveCheckpoint(path, { tensors: Object.fromEntries(tensors), meta: { [PROGRESS_KEY]: progress } });
+  await saveCheckpoint(path, {
+    tensors: Object.fromEntries(tensors),
+    meta: { [PROGRESS_KEY]: progress },
+  });
 }
 
 /** Loads a run checkpoint; the error names the file when it is missing or damaged. */

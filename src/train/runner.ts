@@ -15,14 +15,20 @@ import { initParams } from "../nn/mod.ts";
 import { createOptimizer } from "../optim/mod.ts";
 import type { HostTensor } from "../runtime/host_tensor.ts";
 import { Session, type SessionOptions } from "../runtime/session.ts";
-import { iterationsPerEpoch, lrScheduleFromConfig, muRng, muScheduleFromConfig } from "../schedules/from_config.ts";
+import {
+  iterationsPerEpoch,
+  lrScheduleFromConfig,
+  muRng,
+  muScheduleFromConfig,
+} from "../schedules/from_config.ts";
 import { lrAt } from "../schedules/lr.ts";
 import { exists } from "../data/files.ts";
 import { ProgressBar } from "../util/progress.ts";
 import { Rng } from "../util/rng.ts";
-import { evaluatorFor, type Evaluator } from "./evaluate.ts";
+import { type Evaluator, evaluatorFor } from "./evaluate.ts";
 import { loadExperimentData } from "./experiment_data.ts";
-import { buildExperimentLog, type ExperimentLog, writeExperimentLog } from "./log.ts";
+import { buildExperimentLog, type ExperimentLog } from "./log.ts";
+import { writeRunOutputs } from "../report/run_outputs.ts";
 import { configHash, runPaths } from "./paths.ts";
 import { loadRunCheckpoint, type RunProgress, saveRunCheckpoint } from "./run_state.ts";
 import { sdclrEpochMasks } from "./sdclr_epoch.ts";
@@ -62,7 +68,10 @@ function freshProgress(hash: string, muState: RunProgress["mu"]): RunProgress {
 }
 
 /** Runs (or, with `resume`, continues) the experiment of a loaded config; returns its final log. */
-export async function runExperiment(loaded: LoadedConfig, options: RunOptions): Promise<ExperimentLog> {
+export async function runExperiment(
+  loaded: LoadedConfig,
+  options: RunOptions,
+): Promise<ExperimentLog> {
   const config = loaded.config;
   const paths = runPaths(config);
   const hash = configHash(loaded);
@@ -94,9 +103,13 @@ export async function runExperiment(loaded: LoadedConfig, options: RunOptions): 
     for (const [name, value] of saved.tensors) values.set(name, value);
     progress = saved.progress;
     if (mu && progress.mu) mu.restore(progress.mu);
-    console.error(`resuming ${config.experiment}: epoch ${progress.epoch + 1}, step ${progress.stepInEpoch}`);
+    console.error(
+      `resuming ${config.experiment}: epoch ${progress.epoch + 1}, step ${progress.stepInEpoch}`,
+    );
   } else {
-    for (const [name, value] of initParams(fullStep.store.entries(), new Rng(config.seed, "init"))) {
+    for (
+      const [name, value] of initParams(fullStep.store.entries(), new Rng(config.seed, "init"))
+    ) {
       values.set(name, value);
     }
     progress = freshProgress(hash, mu?.state() ?? null);
@@ -107,7 +120,9 @@ export async function runExperiment(loaded: LoadedConfig, options: RunOptions): 
   const stepFor = async (size: number) => {
     let entry = steps.get(size);
     if (!entry) {
-      const step = size === batch ? fullStep : buildContrastiveStep({ ...spec, batchSize: size }, optimizer);
+      const step = size === batch
+        ? fullStep
+        : buildContrastiveStep({ ...spec, batchSize: size }, optimizer);
       const session = await Session.create(step.graph, options.session);
       entry = { step, runner: new StepRunner(session, step.layout, values) };
       steps.set(size, entry);
@@ -123,11 +138,15 @@ export async function runExperiment(loaded: LoadedConfig, options: RunOptions): 
   });
   const evaluator = options.evaluator ?? evaluatorFor(config, data, options.session);
   // Share of the loss carried by the rarest classes' samples (labels are used for logging only).
-  const rare = new RareClassLossShare(classCounts(data.pretrain.labels, data.classes), rareClassCount(config, data.classes));
+  const rare = new RareClassLossShare(
+    classCounts(data.pretrain.labels, data.classes),
+    rareClassCount(config, data.classes),
+  );
   const sessionStart = performance.now();
   const earlierSessions = progress.elapsedSeconds;
   const elapsed = () => earlierSessions + (performance.now() - sessionStart) / 1000;
-  const log = (status: string) => buildExperimentLog(loaded, progress, status, elapsed(), options.session);
+  const log = (status: string) =>
+    buildExperimentLog(loaded, progress, status, elapsed(), options.session);
   let stopRequested = false;
   const onSignal = () => (stopRequested = true);
   Deno.addSignalListener("SIGINT", onSignal);
@@ -165,12 +184,18 @@ export async function runExperiment(loaded: LoadedConfig, options: RunOptions): 
           progress.epochLr = lr;
         }
         const result = await runner.step(
-          { [step.inputs.view1]: augmented.views[0], [step.inputs.view2]: augmented.views[1], ...masks },
+          {
+            [step.inputs.view1]: augmented.views[0],
+            [step.inputs.view2]: augmented.views[1],
+            ...masks,
+          },
           { lr, step: progress.globalStep + 1, mu: muValue ?? 0 },
         );
         if (!Number.isFinite(result.loss)) {
           throw new Error(
-            `epoch ${epoch + 1}, step ${progress.stepInEpoch}: the loss is ${result.loss}; stopped (the last checkpoint is kept)`,
+            `epoch ${
+              epoch + 1
+            }, step ${progress.stepInEpoch}: the loss is ${result.loss}; stopped (the last checkpoint is kept)`,
           );
         }
         rare.add(result.extras.per_anchor_loss.data as Float32Array, b.labels);
@@ -194,9 +219,11 @@ export async function runExperiment(loaded: LoadedConfig, options: RunOptions): 
           progress.elapsedSeconds = elapsed();
           await saveRunCheckpoint(paths.checkpoint, values, progress);
           const interrupted = log("interrupted");
-          await writeExperimentLog(paths.log, interrupted);
+          await writeRunOutputs(paths, interrupted);
           bar?.finish({ status: "interrupted" });
-          console.error(`interrupted: checkpoint saved to ${paths.checkpoint}; continue with --resume`);
+          console.error(
+            `interrupted: checkpoint saved to ${paths.checkpoint}; continue with --resume`,
+          );
           return interrupted;
         }
       }
@@ -207,7 +234,9 @@ export async function runExperiment(loaded: LoadedConfig, options: RunOptions): 
       const diagnostics = spec.method.name === "sdclr"
         ? epochDiagnostics(maskArrays(masks), rare)
         : { rareClasses: rare.result() };
-      if ("sparsity" in diagnostics) console.error(`epoch ${epoch + 1}: ${formatDiagnostics(diagnostics)}`);
+      if ("sparsity" in diagnostics) {
+        console.error(`epoch ${epoch + 1}: ${formatDiagnostics(diagnostics)}`);
+      }
       progress.history.push({
         epoch,
         loss,
@@ -233,7 +262,7 @@ export async function runExperiment(loaded: LoadedConfig, options: RunOptions): 
       if (last || (every !== null && progress.epoch % every === 0)) {
         await saveRunCheckpoint(paths.checkpoint, values, progress);
       }
-      await writeExperimentLog(paths.log, log(last ? "finished" : "running"));
+      await writeRunOutputs(paths, log(last ? "finished" : "running"));
     }
     return log("finished");
   } finally {
@@ -252,5 +281,7 @@ function rareClassCount(config: LoadedConfig["config"], classes: number): number
 
 /** Mask feeds (`<weight>.mask`) as plain arrays keyed by weight name, for the sparsity report. */
 function maskArrays(feeds: Record<string, HostTensor>): Map<string, Float32Array> {
-  return new Map(Object.entries(feeds).map(([name, t]) => [name.replace(/\.mask$/, ""), t.data as Float32Array]));
+  return new Map(
+    Object.entries(feeds).map(([name, t]) => [name.replace(/\.mask$/, ""), t.data as Float32Array]),
+  );
 }

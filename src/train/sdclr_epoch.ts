@@ -19,12 +19,17 @@ export function sdclrEpochMasks(
   epoch: number,
   midEpoch: boolean,
 ): Record<string, HostTensor> {
-  if (config.method.name !== "sdclr") throw new Error(`sdclrEpochMasks: method is ${config.method.name}`);
+  if (config.method.name !== "sdclr") {
+    throw new Error(`sdclrEpochMasks: method is ${config.method.name}`);
+  }
   const stored = [...values.keys()].filter((k) => k.startsWith(MASK_PREFIX));
   if (!midEpoch || stored.length === 0) {
     const masks = computeMasks(
       encoderConvWeights(step.store, values),
-      { prunePercent: config.method.prune_percent, randomPrunePercent: config.method.random_prune_percent },
+      {
+        prunePercent: config.method.prune_percent,
+        randomPrunePercent: config.method.random_prune_percent,
+      },
       new Rng(config.seed, `prune/${epoch}`),
     );
     const feeds = maskFeeds(step.store, masks);
@@ -32,6 +37,8 @@ export function sdclrEpochMasks(
     for (const [name, t] of Object.entries(feeds)) values.set(`${MASK_PREFIX}${name}`, t);
   }
   const feeds: Record<string, HostTensor> = {};
-  for (const [k, t] of values) if (k.startsWith(MASK_PREFIX)) feeds[k.slice(MASK_PREFIX.length)] = t;
+  for (const [k, t] of values) {
+    if (k.startsWith(MASK_PREFIX)) feeds[k.slice(MASK_PREFIX.length)] = t;
+  }
   return feeds;
 }

@@ -32,12 +32,18 @@ export class StepRunner {
       if (given) {
         const expected = c.shape.join(",");
         if (given.shape.join(",") !== expected) {
-          throw new Error(`${c.input}: initial value has shape [${given.shape}], the graph expects [${expected}]`);
+          throw new Error(
+            `${c.input}: initial value has shape [${given.shape}], the graph expects [${expected}]`,
+          );
         }
         this.values.set(c.input, given);
       } else if (c.role === "optimizer_state") {
         const shape = c.shape as number[];
-        this.values.set(c.input, { dtype: c.dtype, shape, data: allocHost(c.dtype, shape.reduce((a, b) => a * b, 1)) });
+        this.values.set(c.input, {
+          dtype: c.dtype,
+          shape,
+          data: allocHost(c.dtype, shape.reduce((a, b) => a * b, 1)),
+        });
       } else {
         throw new Error(`no initial value for ${c.role} ${c.input}`);
       }
@@ -45,13 +51,20 @@ export class StepRunner {
   }
 
   /** One training step on a batch. */
-  async step(batch: Record<string, HostTensor>, scalars: Record<string, number>): Promise<StepResult> {
+  async step(
+    batch: Record<string, HostTensor>,
+    scalars: Record<string, number>,
+  ): Promise<StepResult> {
     const feeds: Record<string, HostTensor> = { ...batch };
     for (const [name, value] of this.values) feeds[name] = value;
     for (const s of this.layout.scalars) {
       const v = scalars[s.name];
       if (v === undefined) throw new Error(`step: missing scalar input ${s.name}`);
-      feeds[s.name] = { dtype: s.dtype, shape: [], data: s.dtype === "float64" ? Float64Array.of(v) : Float32Array.of(v) };
+      feeds[s.name] = {
+        dtype: s.dtype,
+        shape: [],
+        data: s.dtype === "float64" ? Float64Array.of(v) : Float32Array.of(v),
+      };
     }
     const out = await this.session.run(feeds);
     for (const c of this.layout.carried) this.values.set(c.input, out[c.output]);

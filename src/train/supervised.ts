@@ -33,7 +33,11 @@ interface ParamInit {
 }
 
 /** Builds the small CNN (per stage: conv3x3+bias, ReLU, 2x2 max-pool; then a linear classifier). */
-export function smallCnn(graph: Graph, x: Tensor, spec: SmallCnnSpec): { logits: Tensor; params: ParamInit[] } {
+export function smallCnn(
+  graph: Graph,
+  x: Tensor,
+  spec: SmallCnnSpec,
+): { logits: Tensor; params: ParamInit[] } {
   const params: ParamInit[] = [];
   const param = (name: string, shape: number[], fanIn: number, kind: ParamInit["kind"]) => {
     params.push({ name, shape, fanIn, kind });
@@ -75,7 +79,9 @@ function initParams(params: ParamInit[], rng: Rng): Map<string, HostTensor> {
     // Conv: Kaiming-normal (fan_in, ReLU gain); linear weights and biases: uniform ±1/√fan_in (torch's default).
     const std = Math.sqrt(2 / p.fanIn);
     const bound = 1 / Math.sqrt(p.fanIn);
-    for (let i = 0; i < count; i++) data[i] = p.kind === "conv" ? std * rng.normal() : rng.uniformIn(-bound, bound);
+    for (let i = 0; i < count; i++) {
+      data[i] = p.kind === "conv" ? std * rng.normal() : rng.uniformIn(-bound, bound);
+    }
     values.set(p.name, { dtype: "float32", shape: p.shape, data });
   }
   return values;
@@ -212,7 +218,10 @@ export async function evaluateSmallCnn(
   let correct = 0;
   const chunk = 250;
   for (let start = 0; start < data.count; start += chunk) {
-    const idx = Int32Array.from({ length: Math.min(chunk, data.count - start) }, (_, i) => start + i);
+    const idx = Int32Array.from(
+      { length: Math.min(chunk, data.count - start) },
+      (_, i) => start + i,
+    );
     const feeds: Record<string, HostTensor> = { images: imageBatch(data, idx, null) };
     for (const p of params) feeds[p.name] = values.get(p.name)!;
     const out = await session.run(feeds);

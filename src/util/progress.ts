@@ -46,17 +46,23 @@ export class ProgressBar {
     const extra = Object.entries(fields)
       .map(([k, v]) => `${k} ${typeof v === "number" ? formatNumber(v) : v}`)
       .join("  ");
-    return `${this.label} ${bar} ${this.#done}/${this.total} ${formatDuration(elapsed)}<${formatDuration(eta)} ${extra}`;
+    return `${this.label} ${bar} ${this.#done}/${this.total} ${formatDuration(elapsed)}<${
+      formatDuration(eta)
+    } ${extra}`;
   }
 
   /** Finishes the bar with a final line. */
   finish(fields: Record<string, string | number> = {}): void {
     this.#done = this.total;
-    Deno.stderr.writeSync(encoder.encode(this.#tty ? `\r${this.render(fields)}\x1b[K\n` : `${this.render(fields)}\n`));
+    Deno.stderr.writeSync(
+      encoder.encode(this.#tty ? `\r${this.render(fields)}\x1b[K\n` : `${this.render(fields)}\n`),
+    );
   }
 }
 
 function formatNumber(v: number): string {
-  if (v === 0 || (Math.abs(v) >= 1e-3 && Math.abs(v) < 1e5)) return v.toFixed(Math.abs(v) >= 100 ? 0 : 4);
+  if (v === 0 || (Math.abs(v) >= 1e-3 && Math.abs(v) < 1e5)) {
+    return v.toFixed(Math.abs(v) >= 100 ? 0 : 4);
+  }
   return v.toExponential(2);
 }

@@ -114,7 +114,10 @@ export class RareClassLossShare {
 
   /** Continues from sums saved from {@link result} (a run resumed mid-epoch). */
   restore(classLoss: readonly number[], classAnchors: readonly number[]): void {
-    if (classLoss.length !== this.classCounts.length || classAnchors.length !== this.classCounts.length) {
+    if (
+      classLoss.length !== this.classCounts.length ||
+      classAnchors.length !== this.classCounts.length
+    ) {
       throw new Error(`RareClassLossShare.restore: expected ${this.classCounts.length} classes`);
     }
     this.#classLoss.set(classLoss);
