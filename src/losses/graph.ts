@@ -53,20 +53,19 @@ function rowCount(z: Tensor): number {
 }
 
 function masks(z: Tensor, pairing: Pairing) {
+  // Built from two index vectors (O(N) constants) rather than 2N×2N constants, so graphs stay small.
   const rows = rowCount(z);
-  const self = new Array<number>(rows * rows).fill(0);
-  const positive = new Array<number>(rows * rows).fill(0);
-  for (let i = 0; i < rows; i++) {
-    self[i * rows + i] = 1;
-    positive[i * rows + partnerOf(i, rows, pairing)] = 1;
-  }
   const g = z.graph;
-  const shape = [rows, rows];
+  const index = Array.from({ length: rows }, (_, i) => i);
+  const rowIndex = g.constant(index, "int64", [rows, 1]);
+  const columnIndex = g.constant(index, "int64", [1, rows]);
+  const partner = g.constant(index.map((i) => partnerOf(i, rows, pairing)), "int64", [rows, 1]);
+  const isPositive = ops.equal(partner, columnIndex);
   return {
     rows,
-    isSelf: g.constant(self, "bool", shape),
-    isPositive: g.constant(positive, "bool", shape),
-    positiveWeight: g.constant(positive, z.dtype, shape),
+    isSelf: ops.equal(rowIndex, columnIndex),
+    isPositive,
+    positiveWeight: ops.cast(isPositive, z.dtype),
   };
 }
 

@@ -28,9 +28,6 @@ import {
 import { OPTIMIZER_KINDS, type OptimizerConfig } from "../optim/mod.ts";
 import type { ContrastiveLossSpec, ContrastiveSpec, MethodSpec } from "./contrastive.ts";
 
-/** The weighted loss graph fixes the out-of-bounds weight factor at this value (SPEC §A). */
-export const GRAPH_OUT_OF_BOUNDS_FACTOR = 1e-3;
-
 function oneOf<T extends string>(
   key: string,
   what: string,
@@ -120,12 +117,6 @@ export function lossFromConfig(loss: LossConfig): ContrastiveLossSpec {
   const type = oneOf("loss.type", "loss", (loss as { type: unknown }).type, LOSS_TYPES);
   if (type === "ntxent") return { type: "ntxent", temperature: loss.temperature };
   const weighted = loss as Extract<LossConfig, { type: "weighted_ntxent" }>;
-  if (weighted.out_of_bounds_factor !== GRAPH_OUT_OF_BOUNDS_FACTOR) {
-    throw new Error(
-      `loss.out_of_bounds_factor: the loss graph fixes it at ${GRAPH_OUT_OF_BOUNDS_FACTOR} ` +
-        `(the original's value), got ${JSON.stringify(weighted.out_of_bounds_factor)}`,
-    );
-  }
   const normalization = oneOf(
     "loss.normalization",
     "weight normalization",
@@ -138,6 +129,7 @@ export function lossFromConfig(loss: LossConfig): ContrastiveLossSpec {
     sigma: weighted.sigma,
     lowerBound: weighted.lower_bound,
     upperBound: weighted.upper_bound,
+    outOfBoundsFactor: weighted.out_of_bounds_factor,
     normalization: normalization === "none" ? "None" : normalization,
   };
 }

@@ -152,10 +152,12 @@ export class Graph {
     const list = typeof values === "number" ? [values] : values;
     const resolvedShape = shape ?? (typeof values === "number" ? [] : [list.length]);
     const data = allocHost(dtype, list.length);
+    // float16 data holds bits: numbers go in through a Float16Array view (a Uint16Array is taken as bits).
+    const target = dtype === "float16" && !(values instanceof Uint16Array) ? new Float16Array(data.buffer) : data;
     for (let i = 0; i < list.length; i++) {
       const v = list[i];
-      if (data instanceof BigInt64Array) data[i] = BigInt(v as number | bigint);
-      else (data as Float32Array)[i] = Number(v);
+      if (target instanceof BigInt64Array) target[i] = BigInt(v as number | bigint);
+      else (target as Float32Array)[i] = Number(v);
     }
     return this.#addInitializer(this.uniqueName("const"), dtype, resolvedShape, data);
   }

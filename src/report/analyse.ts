@@ -309,8 +309,10 @@ export function formatStat(stat: MetricStat | null, metric: MetricName, runs: nu
   return text;
 }
 
+/** `+1.23` / `-1.23`; a difference that rounds to zero is `+0.00`. */
 function signed(value: number): string {
-  return `${value >= 0 ? "+" : "-"}${Math.abs(value).toFixed(2)}`;
+  const magnitude = Math.abs(value).toFixed(2);
+  return `${value < 0 && Number(magnitude) !== 0 ? "-" : "+"}${magnitude}`;
 }
 
 /** Left-aligned first column, right-aligned others, two spaces apart. */
@@ -358,9 +360,10 @@ export function formatAnalysis(analysis: Analysis): string {
       ),
     ));
   }
-  const near = groups.filter((g) => g.nearest !== null);
+  // The original ETH logs are the papers' own runs: no note on why they match no entry.
+  const near = groups.filter((g) => g.nearest !== null && g.source === "ours");
   if (near.length > 0) {
-    out.push("", "No paper value for these configs; the nearest paper setting differs in:");
+    out.push("", "No paper value for these runs; the nearest paper setting differs in:");
     for (const g of near) {
       const diffs = g.nearest!.differences.map((d) =>
         `${d.field} ${JSON.stringify(d.ours)} (paper ${JSON.stringify(d.paper)})`

@@ -80,12 +80,19 @@ function classNames(log: LogRecord, count: number): string[] {
   return Array.from({ length: count }, (_, k) => (names.length === count ? names[k] : String(k)));
 }
 
+/** The x axis of the charts over epochs: 0 to the last epoch logged or evaluated. */
+function epochAxisOf(log: LogRecord, evals: EvalPoint[]) {
+  const last = Math.max(1, log.average_training_loss_per_epoch.length, ...evals.map((e) => e.epoch));
+  return { xTitle: "epoch", xDomain: [0, last] as [number, number], xIntegers: true };
+}
+
 async function curves(log: LogRecord, evals: EvalPoint[]): Promise<string[]> {
+  const epochAxis = epochAxisOf(log, evals);
   const svgs: string[] = [];
   svgs.push(
     await lineChartSvg({
       title: "training loss",
-      xTitle: "epoch",
+      ...epochAxis,
       yTitle: "average training loss",
       series: [{ name: "loss", points: perEpoch(log.average_training_loss_per_epoch) }],
     }),
@@ -95,7 +102,7 @@ async function curves(log: LogRecord, evals: EvalPoint[]): Promise<string[]> {
     svgs.push(
       await lineChartSvg({
         title: "μ (weight mean) per epoch",
-        xTitle: "epoch",
+        ...epochAxis,
         yTitle: "μ",
         series: [{ name: "μ", points: perEpoch(mu) }],
       }),
@@ -106,7 +113,7 @@ async function curves(log: LogRecord, evals: EvalPoint[]): Promise<string[]> {
     svgs.push(
       await lineChartSvg({
         title: "learning rate (first step of each epoch)",
-        xTitle: "epoch",
+        ...epochAxis,
         yTitle: "learning rate",
         series: [{ name: "lr", points: perEpoch(lr) }],
       }),
@@ -117,7 +124,7 @@ async function curves(log: LogRecord, evals: EvalPoint[]): Promise<string[]> {
     svgs.push(
       await lineChartSvg({
         title: "throughput",
-        xTitle: "epoch",
+        ...epochAxis,
         yTitle: "views / s",
         series: [{ name: "views/s", points: perEpoch(speed) }],
       }),
@@ -142,7 +149,7 @@ async function curves(log: LogRecord, evals: EvalPoint[]): Promise<string[]> {
     svgs.push(
       await lineChartSvg({
         title: "test accuracy",
-        xTitle: "epoch",
+        ...epochAxis,
         yTitle: "test accuracy (%)",
         series: accuracy,
       }),
@@ -152,7 +159,10 @@ async function curves(log: LogRecord, evals: EvalPoint[]): Promise<string[]> {
 }
 
 /** Per-epoch SDCLR diagnostics (mask sparsity, rare-class loss share), when logged. */
-async function diagnosticsSection(log: LogRecord): Promise<string> {
+async function diagnosticsSection(
+  log: LogRecord,
+  epochAxis: ReturnType<typeof epochAxisOf>,
+): Promise<string> {
   const epochs = (log.epochs ?? []).map((e) => ({
     epoch: e.epoch + 1,
     diagnostics: record(e.diagnostics),
@@ -173,7 +183,7 @@ async function diagnosticsSection(log: LogRecord): Promise<string> {
   if (series.length === 0) return "";
   const chart = await lineChartSvg({
     title: "SDCLR diagnostics",
-    xTitle: "epoch",
+    ...epochAxis,
     yTitle: "%",
     series,
   });
@@ -372,7 +382,7 @@ export async function renderReport(log: LogRecord): Promise<string> {
   if (evals.length > 0) parts.push(section("Evaluations", evaluationsTable(evals)));
   const last = evals.at(-1);
   if (last?.details) parts.push(await lastEvaluationSection(log, last));
-  parts.push(await diagnosticsSection(log));
+  parts.push(await diagnosticsSection(log, epochAxisOf(log, evals)));
   parts.push(configSection(log));
   if (log.environment) {
     parts.push(section(

@@ -242,6 +242,9 @@ export function signatureDifferences(
     .map((field) => ({ field, ours: signature[field], paper: entry.match[field] }));
 }
 
+/** Fields that make a different experiment rather than a variant of a paper setting. */
+const KIND_FIELDS: readonly (keyof ConfigSignature)[] = ["dataset", "method", "loss"];
+
 /** The paper entries whose setting `signature` matches. */
 export function matchPaper(
   signature: ConfigSignature,
@@ -251,8 +254,9 @@ export function matchPaper(
 }
 
 /**
- * The entry differing from `signature` in the fewest fields (ties: the first),
- * with those fields; null when nothing is within `maxDifferences`.
+ * Among the entries of the same dataset, method and loss type, the one
+ * differing from `signature` in the fewest fields (ties: the first), with
+ * those fields; null when none is within `maxDifferences`.
  */
 export function nearestPaper(
   signature: ConfigSignature,
@@ -262,7 +266,8 @@ export function nearestPaper(
   let best: { entry: PaperEntry; differences: SignatureDifference[] } | null = null;
   for (const entry of entries) {
     const differences = signatureDifferences(signature, entry);
-    if (differences.length > maxDifferences) continue;
+    const kindDiffers = differences.some((d) => KIND_FIELDS.includes(d.field));
+    if (kindDiffers || differences.length > maxDifferences) continue;
     if (best === null || differences.length < best.differences.length) best = { entry, differences };
   }
   return best;

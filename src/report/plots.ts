@@ -23,6 +23,10 @@ export interface LineChart {
   yScale?: "linear" | "log";
   /** Fixed y range (e.g. [0, 100] for percentages); default from the data. */
   yDomain?: [number, number];
+  /** Fixed x range (e.g. [0, epochs]); default from the data. */
+  xDomain?: [number, number];
+  /** x takes integer values (epochs): integer tick labels. */
+  xIntegers?: boolean;
 }
 
 /** One bar of a bar chart. */
@@ -84,7 +88,13 @@ export function lineChartSvg(chart: LineChart): Promise<string> {
     data: { values },
     mark: { type: "line", point: longest <= MAX_MARKED_POINTS, strokeWidth: 1.5 },
     encoding: {
-      x: { field: "x", type: "quantitative", title: chart.xTitle, scale: { zero: false } },
+      x: {
+        field: "x",
+        type: "quantitative",
+        title: chart.xTitle,
+        scale: { zero: false, ...(chart.xDomain ? { domain: chart.xDomain } : {}) },
+        ...(chart.xIntegers ? { axis: { format: "d", tickMinStep: 1 } } : {}),
+      },
       y: {
         field: "y",
         type: "quantitative",

@@ -32,8 +32,13 @@ export interface RunLog {
   config: ExperimentConfig;
 }
 
-/** null (NaN written by JSON.stringify) or a number; read as a number (NaN for null). */
-const numberOrNaN = z.number().nullable().transform((v) => v ?? NaN);
+/**
+ * A number, NaN or ±Infinity (Python's tokens) or null (how JSON.stringify
+ * writes NaN); null reads as NaN.
+ */
+const numberOrNaN = z.unknown()
+  .refine((v) => v === null || typeof v === "number", { message: "expected a number or null" })
+  .transform((v) => (v === null ? NaN : v as number));
 const mapping = z.record(z.string(), z.unknown());
 
 /** The fields the analysis and the report read; other fields pass through untouched. */
