@@ -6,7 +6,8 @@
  */
 
 import { checkDataset, imageBytes, type ImageDataset } from "./dataset.ts";
-import { exists, readFileBytes, writeFileAtomic } from "./files.ts";
+import { exists, readFileBytes } from "./files.ts";
+import { writeFileAtomic } from "../util/atomic.ts";
 
 const MAGIC = "CLDSET01";
 

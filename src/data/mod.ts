@@ -81,4 +81,4 @@ export {
   type DataFetchOptions,
   type DataFetchResult,
 } from "./fetch.ts";
-export { readFileBytes, readMaybeGzipped, writeFileAtomic } from "./files.ts";
+export { readFileBytes, readMaybeGzipped } from "./files.ts";

@@ -3,7 +3,8 @@
  * whose files `np.load` reads, as SDCLR's split files are.
  */
 
-import { readFileBytes, writeFileAtomic } from "./files.ts";
+import { readFileBytes } from "./files.ts";
+import { writeFileAtomic } from "../util/atomic.ts";
 
 /** A numeric array read from a `.npy` file, values in native byte order. */
 export interface NpyArray {

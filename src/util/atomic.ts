@@ -45,18 +45,23 @@ function describe(path: string, error: unknown): Error {
   );
 }
 
-/** Writes `bytes` to `path` atomically (temp file in the same directory + fsync + rename). */
+/**
+ * Writes `bytes` (one array, or chunks written in order) to `path` atomically
+ * (temp file in the same directory + fsync + rename).
+ */
 export async function writeFileAtomic(
   path: string,
-  bytes: Uint8Array,
+  bytes: Uint8Array | readonly Uint8Array[],
   options: AtomicWriteOptions = {},
 ): Promise<void> {
   const temp = tempPathFor(path);
   try {
     const file = await Deno.open(temp, { write: true, createNew: true });
     try {
-      let written = 0;
-      while (written < bytes.length) written += await file.write(bytes.subarray(written));
+      for (const chunk of bytes instanceof Uint8Array ? [bytes] : bytes) {
+        let written = 0;
+        while (written < chunk.length) written += await file.write(chunk.subarray(written));
+      }
       await file.sync();
     } finally {
       file.close();
