@@ -6,6 +6,7 @@
  * several runs after warm-up, in ms, and checks that the alternatives agree.
  *
  * Run: deno run -A bench/conv_grad.ts [--runs 7] [--threads 2] [--only substring]
+ *   [--patience seconds] [--blocks 1,4] [--dw im2colGemm,tapGemm]
  */
 import { Graph, ops, type Tensor } from "../src/onnx/mod.ts";
 import { Session } from "../src/runtime/session.ts";
@@ -148,6 +149,7 @@ const WEIGHT_STRATEGIES: WeightGradStrategy[] = [
 ];
 
 let BATCH_BLOCKS = [1];
+let PATIENCE_MS = 300_000;
 let WEIGHT_FILTER: string | undefined;
 
 function parseArgs(args: string[]): { runs: number; threads: number; only?: string } {
@@ -157,6 +159,7 @@ function parseArgs(args: string[]): { runs: number; threads: number; only?: stri
     if (flag === "--runs") out.runs = Number(value);
     else if (flag === "--threads") out.threads = Number(value);
     else if (flag === "--only") out.only = value;
+    else if (flag === "--patience") PATIENCE_MS = Number(value) * 1000;
     else if (flag === "--blocks") BATCH_BLOCKS = value.split(",").map(Number);
     else if (flag === "--dw") WEIGHT_FILTER = value;
     else {throw new Error(
@@ -244,31 +247,40 @@ const QUIET_OTHER_CORES = 0.4;
 
 /**
  * Runs the alternatives round-robin so that load from other processes spreads
- * evenly. Each sample repeats a run until it lasts ≥ 150 ms and is retried
- * (up to 6 times) while other processes were busy; the least disturbed try counts.
+ * evenly. A sample repeats a run until it lasts ≥ 150 ms; samples during which
+ * other processes kept more than {@link QUIET_OTHER_CORES} busy are dropped and
+ * taken again, for at most `patienceMs`; after that the least disturbed ones fill in.
+ * Returns how many samples had to be kept although disturbed.
  */
-async function timeAll(alternatives: Timed[], runs: number): Promise<number> {
-  let disturbed = 0;
+async function timeAll(alternatives: Timed[], runs: number, patienceMs: number): Promise<number> {
   for (const alt of alternatives) {
     const t0 = performance.now();
     await alt.session.run(alt.feeds);
     alt.repeat = Math.max(1, Math.ceil(150 / (performance.now() - t0)));
   }
-  for (let r = 0; r < runs; r++) {
-    for (const alt of alternatives) {
-      let best = { ms: Infinity, otherCores: Infinity };
-      for (let attempt = 0; attempt < 6 && best.otherCores > QUIET_OTHER_CORES; attempt++) {
-        const m = await measure(async () => {
-          for (let i = 0; i < alt.repeat; i++) await alt.session.run(alt.feeds);
-        });
-        if (m.otherCores < best.otherCores) best = m;
-      }
-      if (best.otherCores > QUIET_OTHER_CORES) disturbed++;
-      alt.times.push(best.ms / alt.repeat);
+  const disturbedSamples = new Map<Timed, { ms: number; otherCores: number }[]>(
+    alternatives.map((a) => [a, []]),
+  );
+  const start = performance.now();
+  while (performance.now() - start < patienceMs && alternatives.some((a) => a.times.length < runs)) {
+    for (const alt of alternatives.filter((a) => a.times.length < runs)) {
+      const m = await measure(async () => {
+        for (let i = 0; i < alt.repeat; i++) await alt.session.run(alt.feeds);
+      });
+      if (m.otherCores <= QUIET_OTHER_CORES) alt.times.push(m.ms / alt.repeat);
+      else disturbedSamples.get(alt)!.push(m);
     }
   }
-  for (const alt of alternatives) await alt.session.release();
-  return disturbed;
+  let kept = 0;
+  for (const alt of alternatives) {
+    const spare = disturbedSamples.get(alt)!.sort((a, b) => a.otherCores - b.otherCores);
+    while (alt.times.length < runs && spare.length > 0) {
+      alt.times.push(spare.shift()!.ms / alt.repeat);
+      kept++;
+    }
+    await alt.session.release();
+  }
+  return kept;
 }
 
 function maxRelDiff(a: Float32Array, b: Float32Array): number {
@@ -338,7 +350,7 @@ async function benchCase(
     }
   }
   alternatives.push(...groups[0], ...groups[1]);
-  const disturbed = await timeAll(alternatives, runs);
+  const disturbed = await timeAll(alternatives, runs, PATIENCE_MS);
   const rows = alternatives.map((a) => ({
     label: a.label,
     median: median(a.times),
@@ -362,7 +374,7 @@ if (import.meta.main) {
   );
   for (const bc of CASES.filter((c) => !only || c.name.includes(only))) {
     const { rows, disturbed } = await benchCase(bc, runs, threads);
-    const note = disturbed > 0 ? ` (${disturbed} samples disturbed by other processes)` : "";
+    const note = disturbed > 0 ? ` (${disturbed} samples taken while other processes ran)` : "";
     console.log(`\n${bc.name}${note}`);
     for (const r of rows) {
       console.log(

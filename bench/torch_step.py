@@ -13,7 +13,6 @@ one JSON object on the last line of stdout.
 import argparse
 import json
 import math
-import resource
 import statistics
 import sys
 import time
@@ -163,6 +162,25 @@ def contrastive_loss(z, args, mu):
     return (denominator - pos).mean()
 
 
+def peak_rss_bytes():
+    """VmHWM of this process (getrusage's ru_maxrss would carry over the parent's peak across exec)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
+def cpu_ticks():
+    """Busy CPU ticks of the machine and of this process (Linux /proc)."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    with open("/proc/self/stat") as own:
+        after = own.read().rsplit(")", 1)[1].split()
+    machine = fields[0] + fields[1] + fields[2] + fields[5] + fields[6] + fields[7]
+    return machine, int(after[11]) + int(after[12])
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="resnet18", choices=sorted(ARCHS))
@@ -239,11 +257,15 @@ def main():
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     times = []
+    machine0, self0 = cpu_ticks()
     for _ in range(args.steps):
         start = time.perf_counter()
         loss = step()
         sync()
         times.append((time.perf_counter() - start) * 1000)
+    machine1, self1 = cpu_ticks()
+    # Cores other processes kept busy while the steps ran (USER_HZ = 100).
+    other_cores = max(0.0, (machine1 - machine0 - (self1 - self0)) / 100 / (sum(times) / 1000))
     loss = float(loss)
     if not math.isfinite(loss):
         print(f"torch_step.py: non-finite loss {loss}", file=sys.stderr)
@@ -258,7 +280,7 @@ def main():
         "channels_last": args.channels_last,
         "views_per_s": 2 * args.batch * len(times) / (sum(times) / 1000),
         "ms_per_step": statistics.median(times), "ms_per_step_mean": statistics.fmean(times),
-        "peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_bytes": peak_rss_bytes(), "times_ms": times, "other_cores": other_cores,
         "loss_value": loss,
     }
     if args.device == "cuda":

@@ -103,6 +103,10 @@ export async function runBench(
   return report;
 }
 
+function formatOthers(cores: number | null): string {
+  return cores === null ? "" : `, other processes busy ${cores.toFixed(2)} cores`;
+}
+
 function formatTimes(
   viewsPerSecond: number,
   median: number,
@@ -136,9 +140,11 @@ export function reportJson(report: BenchReport): Record<string, unknown> {
     views_per_s: ours.viewsPerSecond,
     ms_per_step: ours.medianMs,
     ms_per_step_mean: ours.meanMs,
+    times_ms: ours.perStepMs,
     peak_bytes: ours.peakBytes,
     loss_value: ours.loss,
     session_s: ours.sessionSeconds,
+    other_cores: ours.otherCores,
     step_inputs: ours.inputs,
     step_outputs: ours.outputs,
     ...(report.copies

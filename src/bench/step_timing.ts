@@ -11,6 +11,7 @@ import type { HostTensor } from "../runtime/host_tensor.ts";
 import { Session } from "../runtime/session.ts";
 import { StepRunner } from "../train/step_runner.ts";
 import { Rng } from "../util/rng.ts";
+import { startLoadMeter } from "./cpu_load.ts";
 import { BENCH_SGD, BENCH_WEIGHTED, type BenchConfig, benchSpec } from "./config.ts";
 
 /** How the two views of a bench step are made. */
@@ -126,6 +127,8 @@ export interface OurStepResult extends StepTimes {
   loss: number;
   /** Seconds to create the session (graph optimisation included). */
   sessionSeconds: number;
+  /** CPU cores other processes kept busy during the timed steps (null: unknown). */
+  otherCores: number | null;
   /** Number of graph inputs and outputs fed and fetched per step. */
   inputs: number;
   outputs: number;
@@ -150,6 +153,7 @@ export async function timeOurStep(
       loss = (await runner.step(prepared.batch, prepared.scalars)).loss;
     }
     const perStepMs: number[] = [];
+    const otherCores = startLoadMeter();
     for (let i = 0; i < config.steps; i++) {
       const start = performance.now();
       loss = (await runner.step(prepared.batch, prepared.scalars)).loss;
@@ -157,11 +161,13 @@ export async function timeOurStep(
       perStepMs.push(ms);
       onStep?.(ms, loss);
     }
+    const others = otherCores();
     if (!Number.isFinite(loss)) throw new Error(`bench: our step gave a non-finite loss (${loss})`);
     return {
       ...summariseTimes(perStepMs, config.batch),
       loss,
       sessionSeconds,
+      otherCores: others,
       inputs: session.inputNames.length,
       outputs: session.outputNames.length,
     };

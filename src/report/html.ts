@@ -5,7 +5,7 @@
  * the evaluations, per-class accuracy, class groups, config and environment.
  */
 import { stringify } from "yaml";
-import { CIFAR10_CLASSES, CIFAR100_FINE_CLASSES } from "../data/cifar_names.ts";
+import { CIFAR100_FINE_CLASSES, CIFAR10_CLASSES } from "../data/cifar_names.ts";
 import { barChartSvg, lineChartSvg, type Series } from "./plots.ts";
 import type { LogRecord } from "./read.ts";
 
@@ -31,15 +31,22 @@ export function escapeHtml(text: string): string {
     .replace(/"/g, "&quot;").replace(/'/g, "&#39;");
 }
 
-const pct = (v: number | null, d = 2) => (v === null || !Number.isFinite(v) ? "—" : (100 * v).toFixed(d));
+const pct = (
+  v: number | null,
+  d = 2,
+) => (v === null || !Number.isFinite(v) ? "—" : (100 * v).toFixed(d));
 const fixed = (v: number | null, d = 4) => (v === null || !Number.isFinite(v) ? "—" : v.toFixed(d));
 
 function table(header: string[], rows: string[][], className = ""): string {
-  const head = header.map((h) => `<th>${escapeHtml(h)}</th>`).join("");
+  // Key/value tables pass an empty header: no header row then.
+  const head = header.some((h) => h !== "")
+    ? `<thead><tr>${header.map((h) => `<th>${escapeHtml(h)}</th>`).join("")}</tr></thead>`
+    : "";
   const body = rows.map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(c)}</td>`).join("")}</tr>`)
     .join("\n");
-  return `<table${className ? ` class="${className}"` : ""}><thead><tr>${head}</tr></thead>` +
-    `<tbody>\n${body}\n</tbody></table>`;
+  return `<table${
+    className ? ` class="${className}"` : ""
+  }>${head}<tbody>\n${body}\n</tbody></table>`;
 }
 
 function section(title: string, body: string): string {
@@ -82,7 +89,11 @@ function classNames(log: LogRecord, count: number): string[] {
 
 /** The x axis of the charts over epochs: 0 to the last epoch logged or evaluated. */
 function epochAxisOf(log: LogRecord, evals: EvalPoint[]) {
-  const last = Math.max(1, log.average_training_loss_per_epoch.length, ...evals.map((e) => e.epoch));
+  const last = Math.max(
+    1,
+    log.average_training_loss_per_epoch.length,
+    ...evals.map((e) => e.epoch),
+  );
   return { xTitle: "epoch", xDomain: [0, last] as [number, number], xIntegers: true };
 }
 
@@ -197,11 +208,17 @@ async function diagnosticsSection(
   ];
   const values = layerValues.flatMap(([, v]) => (v === null ? [] : [v]));
   if (values.length > 0) {
-    rows.push(["layer sparsity range (%)", `${pct(Math.min(...values))}–${pct(Math.max(...values))}`]);
+    rows.push([
+      "layer sparsity range (%)",
+      `${pct(Math.min(...values))}–${pct(Math.max(...values))}`,
+    ]);
   }
   if (lastRare) {
     rows.push(
-      ["rare classes", (Array.isArray(lastRare.rareClasses) ? lastRare.rareClasses : []).join(", ")],
+      [
+        "rare classes",
+        (Array.isArray(lastRare.rareClasses) ? lastRare.rareClasses : []).join(", "),
+      ],
       ["rare-class loss share (%)", pct(num(lastRare.lossShare))],
       ["rare-class sample share (%)", pct(num(lastRare.sampleShare))],
     );
@@ -256,8 +273,10 @@ async function lastEvaluationSection(log: LogRecord, last: EvalPoint): Promise<s
   if (count === 0) return "";
   const groups = record(d.groups);
   const groupOf = new Map<number, string>();
+  const groupOrder: string[] = [];
   for (const g of Array.isArray(groups?.classes) ? groups.classes : []) {
     const group = record(g);
+    groupOrder.push(String(group?.name));
     for (const k of Array.isArray(group?.classes) ? group.classes : []) {
       groupOf.set(k as number, String(group!.name));
     }
@@ -265,10 +284,13 @@ async function lastEvaluationSection(log: LogRecord, last: EvalPoint): Promise<s
   const names = classNames(log, count);
   const main = perClass.linear.length > 0 ? perClass.linear : perClass.knn;
   const chart = await barChartSvg({
-    title: `per-class ${perClass.linear.length > 0 ? "linear" : "kNN"} accuracy, epoch ${last.epoch}`,
+    title: `per-class ${
+      perClass.linear.length > 0 ? "linear" : "kNN"
+    } accuracy, epoch ${last.epoch}`,
     xTitle: "class",
     yTitle: "test accuracy (%)",
     yDomain: [0, 100],
+    groupOrder,
     bars: main.map((v, k) => ({
       label: names[k],
       value: v === null ? 0 : 100 * v,
@@ -290,7 +312,8 @@ async function lastEvaluationSection(log: LogRecord, last: EvalPoint): Promise<s
     return report ? [{ probe, report }] : [];
   });
   if (reports.length > 0) {
-    const listOf = (report: Json) => (Array.isArray(report.groups) ? report.groups : []).map(record);
+    const listOf = (report: Json) =>
+      (Array.isArray(report.groups) ? report.groups : []).map(record);
     const names = listOf(reports[0].report).map((g) => String(g?.name));
     const rows = reports.map(({ probe, report }) => [
       probe === "linear" ? "linear" : "few-shot",
@@ -389,7 +412,9 @@ export async function renderReport(log: LogRecord): Promise<string> {
       "Environment",
       table(
         ["", ""],
-        Object.entries(log.environment).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]),
+        Object.entries(log.environment).map((
+          [k, v],
+        ) => [k, typeof v === "string" ? v : JSON.stringify(v)]),
         "summary",
       ),
     ));

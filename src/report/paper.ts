@@ -268,7 +268,9 @@ export function nearestPaper(
     const differences = signatureDifferences(signature, entry);
     const kindDiffers = differences.some((d) => KIND_FIELDS.includes(d.field));
     if (kindDiffers || differences.length > maxDifferences) continue;
-    if (best === null || differences.length < best.differences.length) best = { entry, differences };
+    if (best === null || differences.length < best.differences.length) {
+      best = { entry, differences };
+    }
   }
   return best;
 }

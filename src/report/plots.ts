@@ -44,6 +44,8 @@ export interface BarChart {
   yTitle: string;
   bars: Bar[];
   yDomain?: [number, number];
+  /** Order of the colour groups in the legend (default: order of appearance). */
+  groupOrder?: string[];
 }
 
 const WIDTH = 520;
@@ -119,7 +121,12 @@ export function lineChartSvg(chart: LineChart): Promise<string> {
 
 /** Renders a bar chart. */
 export function barChartSvg(chart: BarChart): Promise<string> {
-  const grouped = chart.bars.some((b) => b.group !== undefined);
+  const groups = [
+    ...new Set([
+      ...(chart.groupOrder ?? []),
+      ...chart.bars.flatMap((b) => (b.group === undefined ? [] : [b.group])),
+    ]),
+  ];
   const spec: TopLevelSpec = {
     width: Math.max(WIDTH, 14 * chart.bars.length),
     height: HEIGHT,
@@ -141,8 +148,16 @@ export function barChartSvg(chart: BarChart): Promise<string> {
         title: chart.yTitle,
         ...(chart.yDomain ? { scale: { domain: chart.yDomain } } : {}),
       },
-      ...(grouped
-        ? { color: { field: "group", type: "nominal", title: "group", legend: { orient: "bottom" } } }
+      ...(groups.length > 0
+        ? {
+          color: {
+            field: "group",
+            type: "nominal",
+            title: "group",
+            scale: { domain: groups },
+            legend: { orient: "bottom" },
+          },
+        }
         : {}),
     },
   };

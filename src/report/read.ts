@@ -71,7 +71,9 @@ function parseJson(text: string, path: string): unknown {
     try {
       return JSON5.parse(text);
     } catch {
-      throw new Error(`${path}: not an experiment log: not JSON (${(strictError as Error).message})`);
+      throw new Error(
+        `${path}: not an experiment log: not JSON (${(strictError as Error).message})`,
+      );
     }
   }
 }
@@ -83,7 +85,9 @@ function parseJson(text: string, path: string): unknown {
  */
 export function parseRunLog(document: unknown, path: string): RunLog {
   if (document === null || typeof document !== "object" || Array.isArray(document)) {
-    throw new Error(`${path}: not an experiment log: expected a JSON object, got ${typeof document}`);
+    throw new Error(
+      `${path}: not an experiment log: expected a JSON object, got ${typeof document}`,
+    );
   }
   const result = LogSchema.safeParse(document, { reportInput: true });
   if (!result.success) {

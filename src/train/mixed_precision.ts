@@ -269,7 +269,7 @@ export function buildMixedPrecisionContrastiveStep(
   const built = buildContrastiveGraph(spec, options.name);
   const { graph, map } = halfPrecisionGraph(built.graph, options.compute, options.ops);
   const params = built.params.map((p) => ({ tensor: map(p.tensor), meta: p.meta }));
-  const buffers = built.buffers.map((b) => ({ input: map(b.input), updated: map(b.updated) }));
+  const buffers = built.buffers.map((b) => ({ ...b, input: map(b.input), updated: map(b.updated) }));
   const loss = map(built.loss);
   const perAnchor = map(built.perAnchor);
   const layout = buildLossScaledStep({
