@@ -31,7 +31,8 @@ export const runCommand: Command = {
       session: { device, threads: numberOption(args, "threads") },
     });
     console.log(
-      `${log.experiment}: ${log.status}; log written to ${loaded.config.output.log_dir}/${log.experiment}.json`,
+      `${log.experiment}: ${log.status}; log ${loaded.config.output.log_dir}/${log.experiment}.json, ` +
+        `report ${loaded.config.output.log_dir}/${log.experiment}.html`,
     );
     if (log.model_scores.length > 0) {
       console.log(
