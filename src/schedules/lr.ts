@@ -109,11 +109,6 @@ export function validateLrSchedule<S extends LrSchedule>(schedule: S, where = "l
     case "warmup_cosine": {
       nonNegativeInteger(where, "warmupIterations", s.warmupIterations);
       positiveInteger(where, "totalIterations", s.totalIterations);
-      if (s.totalIterations <= s.warmupIterations) {
-        throw new Error(
-          `${where}.totalIterations: must exceed warmupIterations (${s.warmupIterations}), got ${s.totalIterations}`,
-        );
-      }
       if (typeof s.minLr !== "number" || !Number.isFinite(s.minLr) || s.minLr < 0) {
         throw new Error(`${where}.minLr: expected a finite number ≥ 0, got ${s.minLr}`);
       }
@@ -161,6 +156,8 @@ export function lrAt(schedule: LrSchedule, update: number): number {
           `lrAt: update ${update} is past the schedule's totalIterations ${totalIterations}`,
         );
       }
+      // A run shorter than its warm-up (e.g. `--epochs 2` of a 10-epoch warm-up) never leaves it.
+      if (totalIterations <= warmupIterations) return (base * (update + 1)) / warmupIterations;
       return cosineAnnealing(update + 1, totalIterations, base, minLr, warmupIterations);
     }
     case "step": {
