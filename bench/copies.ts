@@ -28,11 +28,21 @@
 import { parseArgs } from "node:util";
 import { type BenchConfig, parseBenchConfig } from "../src/bench/config.ts";
 import { timeCopies } from "../src/bench/io_cost.ts";
-import { type PreparedStep, prepareStep, summariseTimes, timeOurStep } from "../src/bench/step_timing.ts";
+import {
+  type PreparedStep,
+  prepareStep,
+  summariseTimes,
+  timeOurStep,
+} from "../src/bench/step_timing.ts";
 import { Graph, ops, type Tensor } from "../src/onnx/mod.ts";
 import type { HostTensor } from "../src/runtime/host_tensor.ts";
 import { Session } from "../src/runtime/session.ts";
-import { buildMultiStep, carriedBytes, type MultiStep, MultiStepRunner } from "../src/train/multi_step.ts";
+import {
+  buildMultiStep,
+  carriedBytes,
+  type MultiStep,
+  MultiStepRunner,
+} from "../src/train/multi_step.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -94,17 +104,24 @@ function multiCopyOnlyGraph(multi: MultiStep): Graph {
   const touched: Tensor[] = [];
   for (const s of [...multi.layout.stacked, ...multi.layout.scalars]) {
     const t = inputs.get(s.name)!;
-    touched.push(ops.reduceSum(ops.slice(t, t.shape.map(() => 0), t.shape.map(() => 1)), undefined, false));
+    touched.push(
+      ops.reduceSum(ops.slice(t, t.shape.map(() => 0), t.shape.map(() => 1)), undefined, false),
+    );
   }
   for (const out of source.outputs) {
     const from = carried.get(out.name);
     if (from) graph.output(ops.identity(inputs.get(from)!), out.name);
     else if (out.name === multi.layout.loss) {
-      const perStep = graph.constant(new Array(multi.layout.steps).fill(0), "float32", [multi.layout.steps]);
+      const perStep = graph.constant(new Array(multi.layout.steps).fill(0), "float32", [
+        multi.layout.steps,
+      ]);
       graph.output(ops.add(perStep, ops.sum(touched)), out.name);
     } else {
       const shape = [multi.layout.steps, ...(out.shape.slice(1) as number[])];
-      graph.output(graph.constant(new Array(shape.reduce((a, b) => a * b, 1)).fill(0), out.dtype, shape), out.name);
+      graph.output(
+        graph.constant(new Array(shape.reduce((a, b) => a * b, 1)).fill(0), out.dtype, shape),
+        out.name,
+      );
     }
   }
   return graph;
@@ -114,7 +131,11 @@ function median(xs: number[]): number {
   return summariseTimes(xs, 1).medianMs;
 }
 
-async function timeRuns(runOnce: () => Promise<unknown>, warmup: number, runs: number): Promise<number[]> {
+async function timeRuns(
+  runOnce: () => Promise<unknown>,
+  warmup: number,
+  runs: number,
+): Promise<number[]> {
   for (let i = 0; i < warmup; i++) await runOnce();
   const ms: number[] = [];
   for (let i = 0; i < runs; i++) {
@@ -136,7 +157,9 @@ console.log(
     `${values.device}, ${values.threads} threads, medians of ${values.steps} steps after ${warmup} warm-up`,
 );
 const widths1 = [6, 12, 10, 13, 13, 9];
-console.log(row(["batch", "carried MB", "views MB", "copy-only ms", "full step ms", "fraction"], widths1));
+console.log(
+  row(["batch", "carried MB", "views MB", "copy-only ms", "full step ms", "fraction"], widths1),
+);
 const prepared = new Map<number, PreparedStep>();
 for (const batch of batches) {
   const config = configFor(batch);
@@ -157,7 +180,9 @@ for (const batch of batches) {
 
 const config = configFor(loopBatch);
 const base = prepared.get(loopBatch) ?? prepareStep(config);
-console.log(`\nsteps per run at batch ${loopBatch} (${runs} timed runs after ${warmup} warm-up each):`);
+console.log(
+  `\nsteps per run at batch ${loopBatch} (${runs} timed runs after ${warmup} warm-up each):`,
+);
 const widths2 = [10, 11, 10, 13, 9, 8];
 console.log(row(["K", "ms/step", "views/s", "copy ms/step", "fraction", "speedup"], widths2));
 const single = await timeOurStep(config, base);
@@ -172,7 +197,9 @@ console.log(row([
 ], widths2));
 const options = { device: config.device, threads: config.threads };
 for (const k of ks) {
-  const multi = buildMultiStep(base.step.graph, base.step.layout, k, { shared: base.step.inputs.masks });
+  const multi = buildMultiStep(base.step.graph, base.step.layout, k, {
+    shared: base.step.inputs.masks,
+  });
   const session = await Session.create(multi.graph, options);
   const runner = new MultiStepRunner(session, multi.layout, new Map(base.initial));
   const shared = Object.fromEntries(base.step.inputs.masks.map((m) => [m, base.batch[m]]));
@@ -189,7 +216,9 @@ for (const k of ks) {
     const data = new Float32Array(one.data.length * k);
     feeds[s.name] = { dtype: s.dtype, shape: [k, ...one.shape], data };
   }
-  for (const s of multi.layout.scalars) feeds[s.name] = { dtype: s.dtype, shape: [k], data: new Float32Array(k) };
+  for (const s of multi.layout.scalars) {
+    feeds[s.name] = { dtype: s.dtype, shape: [k], data: new Float32Array(k) };
+  }
   const copyMs = await timeRuns(() => twin.run(feeds), warmup, runs);
   await twin.release();
 

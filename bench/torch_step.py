@@ -256,16 +256,17 @@ def main():
     sync()
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    times = []
-    machine0, self0 = cpu_ticks()
+    times, others = [], []
     for _ in range(args.steps):
+        machine0, self0 = cpu_ticks()
         start = time.perf_counter()
         loss = step()
         sync()
         times.append((time.perf_counter() - start) * 1000)
-    machine1, self1 = cpu_ticks()
-    # Cores other processes kept busy while the steps ran (USER_HZ = 100).
-    other_cores = max(0.0, (machine1 - machine0 - (self1 - self0)) / 100 / (sum(times) / 1000))
+        machine1, self1 = cpu_ticks()
+        # Cores other processes kept busy during the step (USER_HZ = 100).
+        others.append(max(0.0, (machine1 - machine0 - (self1 - self0)) / 100 / (times[-1] / 1000)))
+    other_cores = sum(o * t for o, t in zip(others, times)) / sum(times)
     loss = float(loss)
     if not math.isfinite(loss):
         print(f"torch_step.py: non-finite loss {loss}", file=sys.stderr)
@@ -281,6 +282,7 @@ def main():
         "views_per_s": 2 * args.batch * len(times) / (sum(times) / 1000),
         "ms_per_step": statistics.median(times), "ms_per_step_mean": statistics.fmean(times),
         "peak_bytes": peak_rss_bytes(), "times_ms": times, "other_cores": other_cores,
+        "other_cores_per_step": others,
         "loss_value": loss,
     }
     if args.device == "cuda":

@@ -23,7 +23,11 @@ import { createSgd } from "../src/optim/mod.ts";
 import { cudaUnavailableReason } from "../src/runtime/device.ts";
 import type { HostTensor } from "../src/runtime/host_tensor.ts";
 import { type Device, Session } from "../src/runtime/session.ts";
-import { buildMixedPrecisionContrastiveStep, GRADS_FINITE, lossScaleValues } from "../src/train/mixed_precision.ts";
+import {
+  buildMixedPrecisionContrastiveStep,
+  GRADS_FINITE,
+  lossScaleValues,
+} from "../src/train/mixed_precision.ts";
 import { buildMultiStep, MultiStepRunner } from "../src/train/multi_step.ts";
 import { StepRunner } from "../src/train/step_runner.ts";
 import { Rng } from "../src/util/rng.ts";
@@ -55,7 +59,10 @@ function views(seed: number, shape: number[]): Record<string, HostTensor> {
   const view2 = new Float32Array(size);
   rng.fork("noise").fillNormal(view2, 0, 0.5);
   for (let i = 0; i < size; i++) view2[i] += view1[i];
-  return { view1: { dtype: "float32", shape, data: view1 }, view2: { dtype: "float32", shape, data: view2 } };
+  return {
+    view1: { dtype: "float32", shape, data: view1 },
+    view2: { dtype: "float32", shape, data: view2 },
+  };
 }
 
 /** max |a − b| / max |b| over one tensor. */
@@ -72,13 +79,17 @@ function scaledError(a: HostTensor, b: HostTensor): number {
 }
 
 Deno.test({
-  name: "gpu parity: one ResNet-18 SimCLR step from one checkpoint gives the same loss on CPU and CUDA",
+  name:
+    "gpu parity: one ResNet-18 SimCLR step from one checkpoint gives the same loss on CPU and CUDA",
   ignore,
   fn: async () => {
     const step = buildContrastiveStep(spec(1, 32, 32), createSgd(SGD));
     const dir = await Deno.makeTempDir({ prefix: "gpu_parity_" });
     const checkpoint = `${dir}/init.safetensors`;
-    await writeSafetensors(checkpoint, Object.fromEntries(initParams(step.store.entries(), new Rng(5, "init"))));
+    await writeSafetensors(
+      checkpoint,
+      Object.fromEntries(initParams(step.store.entries(), new Rng(5, "init"))),
+    );
     const batch = views(9, [32, 3, 32, 32]);
 
     const run = async (device: Device) => {
@@ -96,7 +107,10 @@ Deno.test({
     console.log(`losses cpu ${cpu.losses.join(", ")}; cuda ${cuda.losses.join(", ")}`);
     cpu.losses.forEach((loss, i) => {
       const rel = Math.abs(cuda.losses[i] - loss) / Math.abs(loss);
-      assert(rel <= 1e-3, `step ${i + 1}: CUDA loss ${cuda.losses[i]} vs CPU ${loss} (relative ${rel})`);
+      assert(
+        rel <= 1e-3,
+        `step ${i + 1}: CUDA loss ${cuda.losses[i]} vs CPU ${loss} (relative ${rel})`,
+      );
     });
     let worst = { name: "", error: 0 };
     for (const p of step.params) {
@@ -104,7 +118,10 @@ Deno.test({
       if (error > worst.error) worst = { name: p.tensor.name, error };
     }
     console.log(`parameters after 2 steps: worst scaled difference ${worst.error} (${worst.name})`);
-    assert(worst.error <= 1e-3, `parameter ${worst.name} differs by ${worst.error} (scaled) between CPU and CUDA`);
+    assert(
+      worst.error <= 1e-3,
+      `parameter ${worst.name} differs by ${worst.error} (scaled) between CPU and CUDA`,
+    );
   },
 });
 
@@ -116,7 +133,10 @@ Deno.test({
     const batch = views(1, [16, 3, 16, 16]);
     const scaling = { kind: "dynamic", initialScale: 1024, growthInterval: 1000 } as const;
     const fp32 = buildContrastiveStep(tiny, createSgd(SGD));
-    const amp = buildMixedPrecisionContrastiveStep(tiny, createSgd(SGD), { compute: "float16", lossScaling: scaling });
+    const amp = buildMixedPrecisionContrastiveStep(tiny, createSgd(SGD), {
+      compute: "float16",
+      lossScaling: scaling,
+    });
     const curve = async (step: typeof fp32, extra: Map<string, HostTensor>) => {
       const values = new Map([...initParams(fp32.store.entries(), new Rng(21, "init")), ...extra]);
       const session = await Session.create(step.graph, { device: "cuda" });
@@ -125,7 +145,9 @@ Deno.test({
       for (let i = 0; i < 20; i++) {
         const r = await runner.step(batch, { lr: 1e-4 });
         losses.push(r.loss);
-        if (r.extras[GRADS_FINITE]) assertEquals(Number(r.extras[GRADS_FINITE].data[0]), 1, `step ${i} overflowed`);
+        if (r.extras[GRADS_FINITE]) {
+          assertEquals(Number(r.extras[GRADS_FINITE].data[0]), 1, `step ${i} overflowed`);
+        }
       }
       await session.release();
       return losses;
@@ -137,7 +159,10 @@ Deno.test({
     const rel = reference.map((l, i) => Math.abs(mixed[i] - l) / l);
     assert(Math.max(...rel) <= 0.02, `worst per-step relative difference ${Math.max(...rel)} > 2%`);
     assert(rel[19] <= 0.05, `final loss ${mixed[19]} vs ${reference[19]}`);
-    assert(reference[19] < 0.5 * reference[0], `float32 must learn: ${reference[0]} → ${reference[19]}`);
+    assert(
+      reference[19] < 0.5 * reference[0],
+      `float32 must learn: ${reference[0]} → ${reference[19]}`,
+    );
   },
 });
 
@@ -156,7 +181,10 @@ Deno.test({
     await single.release();
     const multi = buildMultiStep(step.graph, step.layout, 4);
     const looped = await Session.create(multi.graph, { device: "cuda" });
-    const result = await new MultiStepRunner(looped, multi.layout, new Map(initial)).run(batches, scalars);
+    const result = await new MultiStepRunner(looped, multi.layout, new Map(initial)).run(
+      batches,
+      scalars,
+    );
     await looped.release();
     console.log(`single ${losses.join(", ")}; loop ${result.losses.join(", ")}`);
     // cuDNN may pick other algorithms in the two sessions: equal up to float32 rounding.

@@ -86,7 +86,10 @@ Deno.test("mixed precision: 20 steps with simulated float16 compute track the fl
     return { losses, finite };
   };
   const reference = await run(fp32, initial(fp32));
-  const ampValues = new Map([...initial(fp32), ...lossScaleValues({ kind: "dynamic", initialScale: 1024 })]);
+  const ampValues = new Map([
+    ...initial(fp32),
+    ...lossScaleValues({ kind: "dynamic", initialScale: 1024 }),
+  ]);
   const mixed = await run(amp, ampValues);
 
   assertEquals(mixed.finite, new Array(steps).fill(1), "no step may overflow at scale 1024");
@@ -119,7 +122,10 @@ Deno.test("mixed precision: overflow skips the update and backs off; good steps 
     growthFactor: 2,
     growthInterval: 2,
   } as const;
-  const amp = buildMixedPrecisionContrastiveStep(SPEC, createSgd(SGD), { compute: "float16_simulated", lossScaling: scaling });
+  const amp = buildMixedPrecisionContrastiveStep(SPEC, createSgd(SGD), {
+    compute: "float16_simulated",
+    lossScaling: scaling,
+  });
   const session = await Session.create(amp.graph, { threads: 1 });
   const start = initial(amp);
   const values = new Map([...start, ...lossScaleValues(scaling)]);
@@ -148,7 +154,9 @@ Deno.test("mixed precision: overflow skips the update and backs off; good steps 
   assertEquals(second.loss, first.loss, "same parameters, same batch, same loss");
   const w = amp.params[0].tensor.name;
   assert(
-    (values.get(w)!.data as Float32Array).some((v, i) => v !== (start.get(w)!.data as Float32Array)[i]),
+    (values.get(w)!.data as Float32Array).some((v, i) =>
+      v !== (start.get(w)!.data as Float32Array)[i]
+    ),
     `${w} must change after a finite step`,
   );
   assertEquals(scalarOf(values, LOSS_SCALE), 2 ** 10);
@@ -157,7 +165,10 @@ Deno.test("mixed precision: overflow skips the update and backs off; good steps 
   // The second good step in a row reaches growthInterval 2: scale × 2, count reset.
   const third = await runner.step(batch, { lr: LR });
   assertEquals(Number(third.extras[GRADS_FINITE].data[0]), 1);
-  assert(third.loss < second.loss, `the loss should drop on the same batch: ${second.loss} → ${third.loss}`);
+  assert(
+    third.loss < second.loss,
+    `the loss should drop on the same batch: ${second.loss} → ${third.loss}`,
+  );
   assertEquals(scalarOf(values, LOSS_SCALE), 2 ** 11);
   assertEquals(scalarOf(values, GOOD_STEPS), 0);
   await session.release();
@@ -175,11 +186,18 @@ Deno.test("mixed precision: static scaling carries no scale; the float16 graph c
   // 20 convs + 2 head layers forward; the backward adds their float16 gradient ops.
   assert(matrix.length >= 22, `expected the forward convs and linears, got ${matrix.length}`);
   for (const n of matrix.filter((n) => !n.name.startsWith("grad/"))) {
-    assertEquals(n.inputs.map((t): string | undefined => t?.dtype), n.inputs.map(() => "float16"), `${n.name} inputs`);
+    assertEquals(
+      n.inputs.map((t): string | undefined => t?.dtype),
+      n.inputs.map(() => "float16"),
+      `${n.name} inputs`,
+    );
     assertEquals(n.outputs[0].dtype, "float16", `${n.name} output`);
   }
   const bnMeans = nodes.filter((n) => n.opType === "ReduceMean");
-  assert(bnMeans.length > 0 && bnMeans.every((n) => n.outputs[0].dtype === "float32"), "BN stays float32");
+  assert(
+    bnMeans.length > 0 && bnMeans.every((n) => n.outputs[0].dtype === "float32"),
+    "BN stays float32",
+  );
   // ORT CPU runs it (its float16 Conv falls back to float32 there): a finite loss and a finite update.
   const session = await Session.create(stat.graph, { threads: 1 });
   const runner = new StepRunner(session, stat.layout, initial(stat));

@@ -23,7 +23,11 @@ function normal(rng: Rng, shape: number[], std = 1): HostTensor {
 }
 
 /** max |a − b| over max |b|, per carried value; returns the worst. */
-function worstRelative(a: Map<string, HostTensor>, b: Map<string, HostTensor>, names: string[]): number {
+function worstRelative(
+  a: Map<string, HostTensor>,
+  b: Map<string, HostTensor>,
+  names: string[],
+): number {
   let worst = 0;
   for (const name of names) {
     const x = a.get(name)!.data as Float32Array;
@@ -131,7 +135,10 @@ function tinySpec(): ContrastiveSpec {
 }
 
 Deno.test("multi-step: 3 tiny ResNet-18 contrastive steps through a Loop equal 3 single steps", async () => {
-  const step = buildContrastiveStep(tinySpec(), createSgd({ kind: "sgd", momentum: 0.9, weightDecay: 1e-4 }));
+  const step = buildContrastiveStep(
+    tinySpec(),
+    createSgd({ kind: "sgd", momentum: 0.9, weightDecay: 1e-4 }),
+  );
   const k = 3;
   const multi = buildMultiStep(step.graph, step.layout, k);
   const initial = initParams(step.store.entries(), new Rng(11, "init"));
@@ -147,7 +154,9 @@ Deno.test("multi-step: 3 tiny ResNet-18 contrastive steps through a Loop equal 3
   const singleValues = new Map(initial);
   const singleRunner = new StepRunner(single, step.layout, singleValues);
   const singleLosses: number[] = [];
-  for (let i = 0; i < k; i++) singleLosses.push((await singleRunner.step(batches[i], scalars[i])).loss);
+  for (let i = 0; i < k; i++) {
+    singleLosses.push((await singleRunner.step(batches[i], scalars[i])).loss);
+  }
 
   const looped = await Session.create(multi.graph, { threads: 1 });
   const loopValues = new Map(initial);
@@ -156,14 +165,20 @@ Deno.test("multi-step: 3 tiny ResNet-18 contrastive steps through a Loop equal 3
   assert(new Set(singleLosses).size === k, `steps must differ: ${singleLosses}`);
   assertEquals(result.extras.per_anchor_loss.shape, [k, 8]);
   const worst = worstRelative(loopValues, singleValues, step.layout.carried.map((c) => c.input));
-  assert(worst <= 1e-6, `final parameters, BN statistics and momenta differ by ${worst} (relative)`);
+  assert(
+    worst <= 1e-6,
+    `final parameters, BN statistics and momenta differ by ${worst} (relative)`,
+  );
   await single.release();
   await looped.release();
 });
 
 Deno.test("multi-step: bad arguments name what is wrong", async () => {
   const { graph, layout, initial } = mlpStep();
-  await assertThrowsMessage(() => buildMultiStep(graph, layout, 0), "steps must be an integer >= 1, got 0");
+  await assertThrowsMessage(
+    () => buildMultiStep(graph, layout, 0),
+    "steps must be an integer >= 1, got 0",
+  );
   await assertThrowsMessage(
     () => buildMultiStep(graph, layout, 2, { shared: ["labels"] }),
     "shared input labels is not an input of mlp_step",

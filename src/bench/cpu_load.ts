@@ -37,3 +37,23 @@ export function startLoadMeter(): () => number | null {
     return Math.max(0, others / TICKS_PER_SECOND / seconds);
   };
 }
+
+/** Other processes on an idle machine keep about this many cores busy (kernel threads). */
+export const QUIET_OTHER_CORES = 0.4;
+
+/** Steps during which other processes kept at most {@link QUIET_OTHER_CORES} busy: count and median ms (null if none). */
+export function quietSteps(
+  perStepMs: readonly number[],
+  otherCoresPerStep: readonly (number | null)[],
+): { count: number; medianMs: number | null } {
+  const quiet = perStepMs.filter((_, i) => {
+    const others = otherCoresPerStep[i];
+    return others !== null && others !== undefined && others <= QUIET_OTHER_CORES;
+  }).sort((a, b) => a - b);
+  if (quiet.length === 0) return { count: 0, medianMs: null };
+  const mid = quiet.length >> 1;
+  return {
+    count: quiet.length,
+    medianMs: quiet.length % 2 ? quiet[mid] : (quiet[mid - 1] + quiet[mid]) / 2,
+  };
+}

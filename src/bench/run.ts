@@ -4,6 +4,7 @@
  */
 import { ProgressBar } from "../util/progress.ts";
 import { type BenchConfig, describeConfig } from "./config.ts";
+import { QUIET_OTHER_CORES, quietSteps } from "./cpu_load.ts";
 import { timeCopies } from "./io_cost.ts";
 import { formatProfile, profileStep, type StepProfile } from "./profile.ts";
 import {
@@ -65,23 +66,36 @@ export async function runBench(
     views: VIEWS_NOTE,
     ours: { ...timed, peakBytes: peakRssBytes() },
   };
-  log(
-    `ours : ${
-      formatTimes(report.ours.viewsPerSecond, timed.medianMs, timed.meanMs, report.ours.peakBytes)
-    }` +
-      `  loss ${timed.loss.toFixed(4)}  (session created in ${timed.sessionSeconds.toFixed(1)} s)`,
+  const oursLine = formatTimes(
+    report.ours.viewsPerSecond,
+    timed.medianMs,
+    timed.meanMs,
+    report.ours.peakBytes,
   );
+  log(`ours : ${oursLine}, loss ${timed.loss.toFixed(4)}${formatOthers(timed.otherCores)}`);
+  log(formatQuiet(timed.perStepMs, timed.otherCoresPerStep));
+  log(`       session created in ${timed.sessionSeconds.toFixed(1)} s`);
 
   if (python) {
     const torch = await runTorchStep(python, config, options.torchFlags);
     report.torch = torch;
     report.ratio = timed.viewsPerSecond / torch.views_per_s;
-    log(
-      `torch: ${
-        formatTimes(torch.views_per_s, torch.ms_per_step, torch.ms_per_step_mean, torch.peak_bytes)
-      }` +
-        `  (torch ${torch.torch_version}, ${torch.threads} threads, ${torch.python})`,
+    const torchLine = formatTimes(
+      torch.views_per_s,
+      torch.ms_per_step,
+      torch.ms_per_step_mean,
+      torch.peak_bytes,
     );
+    const torchOthers = typeof torch.other_cores === "number" ? torch.other_cores : null;
+    log(
+      `torch: ${torchLine}, loss ${Number(torch.loss_value).toFixed(4)}${
+        formatOthers(torchOthers)
+      }`,
+    );
+    if (Array.isArray(torch.times_ms) && Array.isArray(torch.other_cores_per_step)) {
+      log(formatQuiet(torch.times_ms as number[], torch.other_cores_per_step as (number | null)[]));
+    }
+    log(`       torch ${torch.torch_version}, ${torch.threads} threads, ${torch.python}`);
     log(`ratio ours/torch (views/s): ${report.ratio.toFixed(3)}`);
   }
 
@@ -105,6 +119,12 @@ export async function runBench(
 
 function formatOthers(cores: number | null): string {
   return cores === null ? "" : `, other processes busy ${cores.toFixed(2)} cores`;
+}
+
+function formatQuiet(perStepMs: readonly number[], others: readonly (number | null)[]): string {
+  const quiet = quietSteps(perStepMs, others);
+  const median = quiet.medianMs === null ? "" : `, median ${quiet.medianMs.toFixed(1)} ms`;
+  return `       quiet steps (others <= ${QUIET_OTHER_CORES} cores): ${quiet.count} of ${perStepMs.length}${median}`;
 }
 
 function formatTimes(
@@ -145,6 +165,7 @@ export function reportJson(report: BenchReport): Record<string, unknown> {
     loss_value: ours.loss,
     session_s: ours.sessionSeconds,
     other_cores: ours.otherCores,
+    other_cores_per_step: ours.otherCoresPerStep,
     step_inputs: ours.inputs,
     step_outputs: ours.outputs,
     ...(report.copies

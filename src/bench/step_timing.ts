@@ -129,6 +129,8 @@ export interface OurStepResult extends StepTimes {
   sessionSeconds: number;
   /** CPU cores other processes kept busy during the timed steps (null: unknown). */
   otherCores: number | null;
+  /** The same per timed step. */
+  otherCoresPerStep: (number | null)[];
   /** Number of graph inputs and outputs fed and fetched per step. */
   inputs: number;
   outputs: number;
@@ -153,11 +155,14 @@ export async function timeOurStep(
       loss = (await runner.step(prepared.batch, prepared.scalars)).loss;
     }
     const perStepMs: number[] = [];
+    const otherCoresPerStep: (number | null)[] = [];
     const otherCores = startLoadMeter();
     for (let i = 0; i < config.steps; i++) {
+      const stepLoad = startLoadMeter();
       const start = performance.now();
       loss = (await runner.step(prepared.batch, prepared.scalars)).loss;
       const ms = performance.now() - start;
+      otherCoresPerStep.push(stepLoad());
       perStepMs.push(ms);
       onStep?.(ms, loss);
     }
@@ -168,6 +173,7 @@ export async function timeOurStep(
       loss,
       sessionSeconds,
       otherCores: others,
+      otherCoresPerStep,
       inputs: session.inputNames.length,
       outputs: session.outputNames.length,
     };

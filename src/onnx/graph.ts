@@ -153,7 +153,9 @@ export class Graph {
     const resolvedShape = shape ?? (typeof values === "number" ? [] : [list.length]);
     const data = allocHost(dtype, list.length);
     // float16 data holds bits: numbers go in through a Float16Array view (a Uint16Array is taken as bits).
-    const target = dtype === "float16" && !(values instanceof Uint16Array) ? new Float16Array(data.buffer) : data;
+    const target = dtype === "float16" && !(values instanceof Uint16Array)
+      ? new Float16Array(data.buffer)
+      : data;
     for (let i = 0; i < list.length; i++) {
       const v = list[i];
       if (target instanceof BigInt64Array) target[i] = BigInt(v as number | bigint);

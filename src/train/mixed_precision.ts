@@ -90,11 +90,19 @@ export const GOOD_STEPS = "amp.good_steps";
 /** Extra output: 1 when every gradient was finite and the update was applied, else 0. */
 export const GRADS_FINITE = "amp.grads_finite";
 
-function positive(where: string, key: string, value: unknown, fallback: number, integer = false): number {
+function positive(
+  where: string,
+  key: string,
+  value: unknown,
+  fallback: number,
+  integer = false,
+): number {
   const v = value ?? fallback;
   if (typeof v !== "number" || !Number.isFinite(v) || v <= 0 || (integer && !Number.isInteger(v))) {
     throw new Error(
-      `${where}.${key}: expected a ${integer ? "whole " : ""}number > 0, got ${JSON.stringify(value)}`,
+      `${where}.${key}: expected a ${integer ? "whole " : ""}number > 0, got ${
+        JSON.stringify(value)
+      }`,
     );
   }
   return v;
@@ -105,14 +113,20 @@ export function resolveLossScaling(
   scaling: LossScaling,
   where = "loss_scaling",
 ): Required<DynamicLossScaling> | StaticLossScaling {
-  if (scaling?.kind === "static") return { kind: "static", scale: positive(where, "scale", scaling.scale, NaN) };
+  if (scaling?.kind === "static") {
+    return { kind: "static", scale: positive(where, "scale", scaling.scale, NaN) };
+  }
   if (scaling?.kind !== "dynamic") {
     throw new Error(
-      `${where}.kind: expected "static" or "dynamic", got ${JSON.stringify((scaling as { kind?: unknown })?.kind)}`,
+      `${where}.kind: expected "static" or "dynamic", got ${
+        JSON.stringify((scaling as { kind?: unknown })?.kind)
+      }`,
     );
   }
   const backoff = positive(where, "backoffFactor", scaling.backoffFactor, 0.5);
-  if (backoff >= 1) throw new Error(`${where}.backoffFactor: expected a number in (0, 1), got ${backoff}`);
+  if (backoff >= 1) {
+    throw new Error(`${where}.backoffFactor: expected a number in (0, 1), got ${backoff}`);
+  }
   const growth = positive(where, "growthFactor", scaling.growthFactor, 2);
   if (growth < 1) throw new Error(`${where}.growthFactor: expected a number >= 1, got ${growth}`);
   return {
@@ -135,7 +149,11 @@ export function halfPrecisionGraph(
   opTypes: readonly string[] = HALF_OPS,
 ): { graph: Graph; map: (t: Tensor) => Tensor } {
   if (!HALF_COMPUTE_MODES.includes(compute)) {
-    throw new Error(`precision.compute: expected one of ${HALF_COMPUTE_MODES.join(", ")}, got ${JSON.stringify(compute)}`);
+    throw new Error(
+      `precision.compute: expected one of ${HALF_COMPUTE_MODES.join(", ")}, got ${
+        JSON.stringify(compute)
+      }`,
+    );
   }
   const graph = new Graph(source.name);
   const inputs = new Map(source.inputs.map((t) => [t, graph.input(t.name, t.dtype, t.shape)]));
@@ -152,8 +170,13 @@ export function halfPrecisionGraph(
     }
     return graph.scope(`amp/${node.name}`, () => {
       const simulated = compute === "float16_simulated";
-      const operands = mapped.map((t) => (t ? (simulated ? roundTrip(t) : ops.cast(t, "float16")) : null));
-      const out = graph.node(node.opType, operands, node.attrs, { name: node.opType.toLowerCase(), outputs: node.outputs.length });
+      const operands = mapped.map((
+        t,
+      ) => (t ? (simulated ? roundTrip(t) : ops.cast(t, "float16")) : null));
+      const out = graph.node(node.opType, operands, node.attrs, {
+        name: node.opType.toLowerCase(),
+        outputs: node.outputs.length,
+      });
       return out.map((y) => (simulated ? roundTrip(y) : ops.cast(y, "float32")));
     });
   };
@@ -172,13 +195,22 @@ export function halfPrecisionGraph(
  * scaling S and the good-step count are carried values. Outputs as the fused
  * step (`loss` unscaled) plus the extra {@link GRADS_FINITE}.
  */
-export function buildLossScaledStep(spec: FusedStepSpec, lossScaling: LossScaling): FusedStepLayout {
+export function buildLossScaledStep(
+  spec: FusedStepSpec,
+  lossScaling: LossScaling,
+): FusedStepLayout {
   const { graph, loss, params, optimizer } = spec;
-  if (loss.rank !== 0) throw new Error(`fused step: loss ${loss.name} must be a scalar, got ${loss.shapeText}`);
-  if (loss.dtype !== "float32") throw new Error(`loss scaling: loss ${loss.name} must be float32, got ${loss.dtype}`);
+  if (loss.rank !== 0) {
+    throw new Error(`fused step: loss ${loss.name} must be a scalar, got ${loss.shapeText}`);
+  }
+  if (loss.dtype !== "float32") {
+    throw new Error(`loss scaling: loss ${loss.name} must be float32, got ${loss.dtype}`);
+  }
   const scaling = resolveLossScaling(lossScaling);
   const dynamic = scaling.kind === "dynamic";
-  const scale = dynamic ? graph.input(LOSS_SCALE, "float32", []) : graph.constant(scaling.scale, "float32", []);
+  const scale = dynamic
+    ? graph.input(LOSS_SCALE, "float32", [])
+    : graph.constant(scaling.scale, "float32", []);
   const goodSteps = dynamic ? graph.input(GOOD_STEPS, "float32", []) : undefined;
   const scaled = gradients(loss, params.map((p) => p.tensor), { seed: scale });
 
@@ -203,20 +235,40 @@ export function buildLossScaledStep(spec: FusedStepSpec, lossScaling: LossScalin
   graph.scope("optimizer", () => {
     params.forEach(({ tensor, meta }, i) => {
       if (spec.outputGradients) graph.output(grads[i], `${tensor.name}_grad`);
-      const state = optimizer.stateSlots.map((slot) => graph.input(stateName(tensor.name, slot), tensor.dtype, tensor.shape));
+      const state = optimizer.stateSlots.map((slot) =>
+        graph.input(stateName(tensor.name, slot), tensor.dtype, tensor.shape)
+      );
       const updated = optimizer.update(tensor, grads[i], state, scalarTensors, meta);
       graph.output(ops.where(finite, updated.param, tensor), nextName(tensor.name));
-      carried.push({ input: tensor.name, output: nextName(tensor.name), dtype: tensor.dtype, shape: tensor.shape, role: "param" });
+      carried.push({
+        input: tensor.name,
+        output: nextName(tensor.name),
+        dtype: tensor.dtype,
+        shape: tensor.shape,
+        role: "param",
+      });
       updated.state.forEach((s, k) => {
         const name = stateName(tensor.name, optimizer.stateSlots[k]);
         graph.output(ops.where(finite, s, state[k]), nextName(name));
-        carried.push({ input: name, output: nextName(name), dtype: s.dtype, shape: s.shape, role: "optimizer_state" });
+        carried.push({
+          input: name,
+          output: nextName(name),
+          dtype: s.dtype,
+          shape: s.shape,
+          role: "optimizer_state",
+        });
       });
     });
   });
   for (const { input, updated } of spec.buffers) {
     graph.output(updated, nextName(input.name));
-    carried.push({ input: input.name, output: nextName(input.name), dtype: input.dtype, shape: input.shape, role: "buffer" });
+    carried.push({
+      input: input.name,
+      output: nextName(input.name),
+      dtype: input.dtype,
+      shape: input.shape,
+      role: "buffer",
+    });
   }
   if (dynamic && goodSteps) {
     graph.scope("loss_scaling", () => {
@@ -232,8 +284,20 @@ export function buildLossScaledStep(spec: FusedStepSpec, lossScaling: LossScalin
       graph.output(ops.where(finite, ops.where(grow, zero, next), zero), nextName(GOOD_STEPS));
     });
     // The scale must be given (see lossScaleValues); the count starts at 0 like optimizer state.
-    carried.push({ input: LOSS_SCALE, output: nextName(LOSS_SCALE), dtype: "float32", shape: [], role: "buffer" });
-    carried.push({ input: GOOD_STEPS, output: nextName(GOOD_STEPS), dtype: "float32", shape: [], role: "optimizer_state" });
+    carried.push({
+      input: LOSS_SCALE,
+      output: nextName(LOSS_SCALE),
+      dtype: "float32",
+      shape: [],
+      role: "buffer",
+    });
+    carried.push({
+      input: GOOD_STEPS,
+      output: nextName(GOOD_STEPS),
+      dtype: "float32",
+      shape: [],
+      role: "optimizer_state",
+    });
   }
   const extras: string[] = [];
   for (const [name, t] of Object.entries(spec.extraOutputs ?? {})) {
@@ -250,7 +314,11 @@ export function lossScaleValues(lossScaling: LossScaling): Map<string, HostTenso
   const scaling = resolveLossScaling(lossScaling);
   const values = new Map<string, HostTensor>();
   if (scaling.kind === "dynamic") {
-    values.set(LOSS_SCALE, { dtype: "float32", shape: [], data: Float32Array.of(scaling.initialScale) });
+    values.set(LOSS_SCALE, {
+      dtype: "float32",
+      shape: [],
+      data: Float32Array.of(scaling.initialScale),
+    });
   }
   return values;
 }
@@ -269,7 +337,11 @@ export function buildMixedPrecisionContrastiveStep(
   const built = buildContrastiveGraph(spec, options.name);
   const { graph, map } = halfPrecisionGraph(built.graph, options.compute, options.ops);
   const params = built.params.map((p) => ({ tensor: map(p.tensor), meta: p.meta }));
-  const buffers = built.buffers.map((b) => ({ ...b, input: map(b.input), updated: map(b.updated) }));
+  const buffers = built.buffers.map((b) => ({
+    ...b,
+    input: map(b.input),
+    updated: map(b.updated),
+  }));
   const loss = map(built.loss);
   const perAnchor = map(built.perAnchor);
   const layout = buildLossScaledStep({

@@ -109,7 +109,9 @@ export function buildMultiStep(
       throw new Error(`buildMultiStep: shared input ${name} is not an input of ${stepGraph.name}`);
     }
     if (carriedInputs.has(name) || scalarNames.has(name)) {
-      throw new Error(`buildMultiStep: ${name} is carried or a per-step scalar; it cannot be shared`);
+      throw new Error(
+        `buildMultiStep: ${name} is carried or a per-step scalar; it cannot be shared`,
+      );
     }
   }
   const outputOf = (name: string): Tensor => {
@@ -127,7 +129,11 @@ export function buildMultiStep(
   const outerCarried: Tensor[] = [];
   for (const c of layout.carried) {
     const t = stepGraph.findInput(c.input);
-    if (!t) throw new Error(`buildMultiStep: carried value ${c.input} is not an input of ${stepGraph.name}`);
+    if (!t) {
+      throw new Error(
+        `buildMultiStep: carried value ${c.input} is not an input of ${stepGraph.name}`,
+      );
+    }
     outerCarried.push(outer.input(c.input, c.dtype, c.shape));
     bodyInputs.set(c.input, body.input(`${BODY}${c.input}`, c.dtype, c.shape));
   }
@@ -144,11 +150,18 @@ export function buildMultiStep(
     }
     const isScalar = scalarNames.has(t.name);
     if (isScalar && t.rank !== 0) {
-      throw new Error(`buildMultiStep: scalar input ${t.name} has shape ${t.shapeText}, expected []`);
+      throw new Error(
+        `buildMultiStep: scalar input ${t.name} has shape ${t.shapeText}, expected []`,
+      );
     }
     const shape = staticShape(t, "per-step input");
     const all = outer.input(stackedName(t.name), t.dtype, [steps, ...shape]);
-    const slice = body.op("Gather", [outerScopeValue(body, all), iteration], { axis: 0 }, `${BODY}${t.name}`);
+    const slice = body.op(
+      "Gather",
+      [outerScopeValue(body, all), iteration],
+      { axis: 0 },
+      `${BODY}${t.name}`,
+    );
     bodyInputs.set(t.name, slice);
     if (isScalar) scalars.push({ name: all.name, source: t.name, dtype: t.dtype });
     else stacked.push({ name: all.name, source: t.name, dtype: t.dtype, shape });
@@ -157,7 +170,9 @@ export function buildMultiStep(
   const copies = copyGraph(stepGraph, body, {
     input: (t) => {
       const mapped = bodyInputs.get(t.name);
-      if (!mapped) throw new Error(`buildMultiStep: step input ${t.name} has no value in the loop body`);
+      if (!mapped) {
+        throw new Error(`buildMultiStep: step input ${t.name} has no value in the loop body`);
+      }
       return mapped;
     },
     rename: (name) => `${BODY}${name}`,
@@ -182,7 +197,15 @@ export function buildMultiStep(
   for (const t of results) outer.output(t);
   return {
     graph: outer,
-    layout: { steps, carried: layout.carried, stacked, scalars, shared, loss: layout.loss, extras: layout.extras },
+    layout: {
+      steps,
+      carried: layout.carried,
+      stacked,
+      scalars,
+      shared,
+      loss: layout.loss,
+      extras: layout.extras,
+    },
   };
 }
 
@@ -226,10 +249,16 @@ export function initCarriedValues(carried: CarriedValue[], values: Map<string, H
     const shape = c.shape as number[];
     if (given) {
       if (given.shape.join(",") !== shape.join(",")) {
-        throw new Error(`${c.input}: initial value has shape [${given.shape}], the graph expects [${shape}]`);
+        throw new Error(
+          `${c.input}: initial value has shape [${given.shape}], the graph expects [${shape}]`,
+        );
       }
     } else if (c.role === "optimizer_state") {
-      values.set(c.input, { dtype: c.dtype, shape, data: allocHost(c.dtype, shape.reduce((a, b) => a * b, 1)) });
+      values.set(c.input, {
+        dtype: c.dtype,
+        shape,
+        data: allocHost(c.dtype, shape.reduce((a, b) => a * b, 1)),
+      });
     } else {
       throw new Error(`no initial value for ${c.role} ${c.input}`);
     }

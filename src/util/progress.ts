@@ -1,8 +1,10 @@
 /**
  * A one-line progress bar on stderr. On a terminal it redraws in place; when
- * stderr is not a terminal it prints a line only when a bar finishes, so logs
- * stay readable.
+ * stderr is not a terminal it prints a line every 30 s and when a bar
+ * finishes, so logs stay readable.
  */
+
+const NON_TTY_INTERVAL_MS = 30_000;
 
 const encoder = new TextEncoder();
 
@@ -22,7 +24,7 @@ export class ProgressBar {
   readonly #start = performance.now();
   readonly #tty = Deno.stderr.isTerminal();
   #done = 0;
-  #lastDraw = 0;
+  #lastDraw = performance.now();
 
   constructor(readonly label: string, readonly total: number, readonly width = 24) {}
 
@@ -33,6 +35,9 @@ export class ProgressBar {
     if (this.#tty && (now - this.#lastDraw > 100 || this.#done === this.total)) {
       this.#lastDraw = now;
       Deno.stderr.writeSync(encoder.encode(`\r${this.render(fields)}\x1b[K`));
+    } else if (!this.#tty && now - this.#lastDraw > NON_TTY_INTERVAL_MS && this.#done < this.total) {
+      this.#lastDraw = now;
+      Deno.stderr.writeSync(encoder.encode(`${this.render(fields)}\n`));
     }
   }
 
