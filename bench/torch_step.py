@@ -206,6 +206,8 @@ def main():
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--phases", action="store_true",
+                   help="also time forward only and forward+backward (no update), same step count")
     args = p.parse_args()
     if args.batch < 2 or args.steps < 1 or args.warmup < 0:
         p.error("--batch must be >= 2, --steps >= 1, --warmup >= 0")
@@ -232,16 +234,24 @@ def main():
     view2 = torch.randn(shape, device=device).contiguous(memory_format=memory_format)
     masks = {c: (torch.rand_like(c.weight) >= args.prune).float() for c in encoder.convs()} if sdclr else {}
 
-    def step():
-        optimizer.zero_grad(set_to_none=True)
+    def forward():
         with torch.autocast(args.device, dtype=torch.float16 if args.device == "cuda" else torch.bfloat16,
                             enabled=args.amp):
             if sdclr:
                 z = torch.cat([head(encoder(view1, 0), 0), head(encoder(view2, 1, masks), 1)])
             else:
                 z = head(encoder(torch.cat([view1, view2])))
-        loss = contrastive_loss(z.float(), args, args.mu)
+        return contrastive_loss(z.float(), args, args.mu)
+
+    def step(phase="step"):
+        """One training step; `phase` stops early: "forward" or "backward" (no update)."""
+        optimizer.zero_grad(set_to_none=True)
+        loss = forward()
+        if phase == "forward":
+            return loss
         scaler.scale(loss).backward()
+        if phase == "backward":
+            return loss
         scaler.step(optimizer)
         scaler.update()
         return loss
@@ -285,6 +295,15 @@ def main():
         "other_cores_per_step": others,
         "loss_value": loss,
     }
+    if args.phases:
+        for phase, key in (("forward", "forward"), ("backward", "forward_backward")):
+            phase_times = []
+            for _ in range(args.steps):
+                start = time.perf_counter()
+                step(phase)
+                sync()
+                phase_times.append((time.perf_counter() - start) * 1000)
+            result[f"{key}_ms_per_step"] = statistics.median(phase_times)
     if args.device == "cuda":
         result["peak_device_bytes"] = torch.cuda.max_memory_allocated()
     print(f"torch {torch.__version__}: {result['views_per_s']:.1f} views/s, {result['ms_per_step']:.1f} ms/step",

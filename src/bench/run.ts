@@ -77,7 +77,10 @@ export async function runBench(
   log(`       session created in ${timed.sessionSeconds.toFixed(1)} s`);
 
   if (python) {
-    const torch = await runTorchStep(python, config, options.torchFlags);
+    const torch = await runTorchStep(python, config, {
+      ...options.torchFlags,
+      phases: Boolean(options.profileSteps),
+    });
     report.torch = torch;
     report.ratio = timed.viewsPerSecond / torch.views_per_s;
     const torchLine = formatTimes(
@@ -113,6 +116,23 @@ export async function runBench(
   if (options.profileSteps) {
     report.profile = await profileStep(config, prepared, options.profileSteps);
     for (const line of formatProfile(report.profile)) log(line);
+    const t = report.torch;
+    if (
+      t && typeof t.forward_ms_per_step === "number" &&
+      typeof t.forward_backward_ms_per_step === "number"
+    ) {
+      const forward = t.forward_ms_per_step;
+      const backward = t.forward_backward_ms_per_step - forward;
+      log(
+        `torch phases (median wall): forward ${forward.toFixed(1)} ms, backward ${
+          backward.toFixed(1)
+        } ms, ` +
+          `update ${
+            (t.ms_per_step - t.forward_backward_ms_per_step).toFixed(1)
+          } ms (from forward, ` +
+          `forward+backward and full-step timings)`,
+      );
+    }
   }
   return report;
 }

@@ -26,6 +26,8 @@ export interface TorchResult {
 export interface TorchFlags {
   amp?: boolean;
   channelsLast?: boolean;
+  /** Also time forward only and forward+backward (`forward_ms_per_step`, `forward_backward_ms_per_step`). */
+  phases?: boolean;
 }
 
 async function output(cmd: string, args: string[]): Promise<Deno.CommandOutput | Error> {
@@ -113,6 +115,7 @@ export function torchArgs(config: BenchConfig, flags: TorchFlags = {}): string[]
   ];
   if (flags.amp) args.push("--amp");
   if (flags.channelsLast) args.push("--channels-last");
+  if (flags.phases) args.push("--phases");
   return args;
 }
 
