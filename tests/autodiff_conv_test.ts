@@ -160,7 +160,7 @@ const RESNET_CASES: [string, ConvCase][] = [
     strides: [2, 2],
     pads: [3, 3, 3, 3],
   }],
-  ["3x3 s1 p1", { n: 2, c: 8, k: 8, h: 8, w: 8, kh: 3, kw: 3, pads: [1, 1, 1, 1] }],
+  ["3x3 s1 p1", { n: 2, c: 16, k: 8, h: 8, w: 8, kh: 3, kw: 3, pads: [1, 1, 1, 1] }],
   ["3x3 s2 p1 odd size", {
     n: 2,
     c: 8,

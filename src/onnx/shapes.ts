@@ -75,6 +75,35 @@ function same(a: Dim, b: Dim): boolean {
   return a === b;
 }
 
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
+}
+
+/** a + b for static dims, or for multiples of one symbol (`batch` + `batch` = `batch*2`); else "?". */
+function addDims(a: Dim, b: Dim): Dim {
+  if (typeof a === "number" && typeof b === "number") return a + b;
+  if (a === 0) return b;
+  if (typeof a !== "string" || typeof b !== "string") return "?";
+  const x = parseSymbolic(a);
+  const y = parseSymbolic(b);
+  if (x.symbol !== y.symbol || x.symbol === "?") return "?";
+  return symbolicDim(x.symbol, x.num * y.den + y.num * x.den, x.den * y.den);
+}
+
+/** A symbolic dim as symbol × num/den: `batch`, `batch*3`, `batch/2`, `batch*3/2`. */
+export function parseSymbolic(dim: string): { symbol: string; num: number; den: number } {
+  const m = /^(.*?)(?:\*(\d+))?(?:\/(\d+))?$/.exec(dim)!;
+  return { symbol: m[1], num: Number(m[2] ?? 1), den: Number(m[3] ?? 1) };
+}
+
+/** The symbolic dim symbol × num/den in lowest terms. */
+export function symbolicDim(symbol: string, num: number, den: number): Dim {
+  const k = gcd(num, den);
+  const n = num / k;
+  const d = den / k;
+  return `${symbol}${n === 1 ? "" : `*${n}`}${d === 1 ? "" : `/${d}`}`;
+}
+
 /** NumPy-style broadcast of several shapes. */
 export function broadcastShapes(shapes: Shape[], onError: (msg: string) => never): Shape {
   const rank = Math.max(...shapes.map((s) => s.length));
@@ -289,10 +318,30 @@ function reshape(c: RuleContext): ValueInfo[] {
         c.fail(`cannot reshape ${fmt(x.shape)} to ${fmt(target)}`);
       }
       shape[shape.indexOf(-1)] = total / rest;
-    } else if (inSym.length === 1 && outSym.length === 0) {
+    } else if (inSym.length === 1 && outSym.length <= 1) {
+      // One symbolic dim on each side (e.g. a batch merged with or split from static dims).
+      const input = parseSymbolic(inSym[0] as string);
+      const output = outSym.length === 1 ? parseSymbolic(outSym[0] as string) : null;
       const inStatic = x.shape.reduce<number>((n, d) => (typeof d === "number" ? n * d : n), 1);
-      const rest = shape.reduce<number>((n, d) => (d === -1 ? n : n * (d as number)), 1);
-      shape[shape.indexOf(-1)] = inStatic === rest ? inSym[0] : `${inSym[0]}*${inStatic / rest}`;
+      const rest = shape.reduce<number>(
+        (n, d) => (typeof d === "number" && d !== -1 ? n * d : n),
+        1,
+      );
+      if (output && output.symbol !== input.symbol) {
+        shape[shape.indexOf(-1)] = "?";
+      } else if (output) {
+        // in·a/b·inStatic = out·c/d·rest·x  →  x = (a·d·inStatic)/(b·c·rest), a static count.
+        const num = input.num * output.den * inStatic;
+        const den = input.den * output.num * rest;
+        if (num % den !== 0) c.fail(`cannot reshape ${fmt(x.shape)} to ${fmt(target)}`);
+        shape[shape.indexOf(-1)] = num / den;
+      } else {
+        shape[shape.indexOf(-1)] = symbolicDim(
+          input.symbol,
+          input.num * inStatic,
+          input.den * rest,
+        );
+      }
     } else {
       shape[shape.indexOf(-1)] = "?";
     }
@@ -349,8 +398,7 @@ function concat(c: RuleContext): ValueInfo[] {
         c.fail(`input ${k} differs off the concat axis ${axis}`);
       }
     });
-    const d = t.shape[axis];
-    total = typeof total === "number" && typeof d === "number" ? total + d : "?";
+    total = addDims(total, t.shape[axis]);
   }
   shape[axis] = total;
   return [{ dtype, shape }];
