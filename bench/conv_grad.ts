@@ -149,7 +149,7 @@ const WEIGHT_STRATEGIES: WeightGradStrategy[] = [
 ];
 
 let BATCH_BLOCKS = [1];
-let PATIENCE_MS = 300_000;
+let PATIENCE_MS = 60_000;
 let WEIGHT_FILTER: string | undefined;
 
 function parseArgs(args: string[]): { runs: number; threads: number; only?: string } {
@@ -262,7 +262,9 @@ async function timeAll(alternatives: Timed[], runs: number, patienceMs: number):
     alternatives.map((a) => [a, []]),
   );
   const start = performance.now();
-  while (performance.now() - start < patienceMs && alternatives.some((a) => a.times.length < runs)) {
+  while (
+    performance.now() - start < patienceMs && alternatives.some((a) => a.times.length < runs)
+  ) {
     for (const alt of alternatives.filter((a) => a.times.length < runs)) {
       const m = await measure(async () => {
         for (let i = 0; i < alt.repeat; i++) await alt.session.run(alt.feeds);

@@ -408,3 +408,40 @@ Deno.test("Conv gradient names unsupported cases", async () => {
     "im2colGemm needs group 1, got group 2",
   );
 });
+
+Deno.test("Conv gradients work with a symbolic batch size", async () => {
+  const cases: [string, ConvCase][] = [
+    ["flipped conv, im2col", { n: 2, c: 16, k: 4, h: 5, w: 5, kh: 3, kw: 3, pads: [1, 1, 1, 1] }],
+    ["few channels", {
+      n: 2,
+      c: 3,
+      k: 4,
+      h: 7,
+      w: 7,
+      kh: 3,
+      kw: 3,
+      strides: [2, 2],
+      pads: [1, 1, 1, 1],
+    }],
+    ["groups 2", { n: 2, c: 4, k: 6, h: 6, w: 6, kh: 3, kw: 3, pads: [1, 1, 1, 1], group: 2 }],
+  ];
+  let seed = 200;
+  for (const [name, cc] of cases) {
+    const f = full(cc);
+    const v = caseValues(cc, seed++);
+    const ref = referenceGrads(cc, v.x, v.w, v.dy);
+    const graph = new Graph("symbolic_batch");
+    const x = graph.input("x", "float32", ["batch", f.c, f.h, f.w]);
+    const w = graph.input("w", "float32", [f.k, f.cg, f.kh, f.kw]);
+    const dy = graph.input("dy", "float32", ["batch", f.k, f.oh, f.ow]);
+    const grads = gradients(ops.reduceSum(ops.mul(convOf(cc, x, w, null), dy), undefined, false), [
+      x,
+      w,
+    ]);
+    graph.output(grads.get(x)!, "dx");
+    graph.output(grads.get(w)!, "dw");
+    const out = await runGraph(graph, f, v);
+    assertNearReference(out.dx.data as Float32Array, ref.dx, `${name} dx`);
+    assertNearReference(out.dw.data as Float32Array, ref.dw, `${name} dw`);
+  }
+});

@@ -190,9 +190,12 @@ function poolAttrs(opts: PoolOptions): Record<string, number | number[]> {
   return attrs;
 }
 
-/** Max pooling. */
+/**
+ * Max pooling. The node also outputs the indices of the maxima, so that its
+ * gradient rule reuses them instead of pooling a second time.
+ */
 export const maxPool = (x: Tensor, opts: PoolOptions, name?: string) =>
-  g(x).op("MaxPool", [x], poolAttrs(opts), name);
+  g(x).node("MaxPool", [x], poolAttrs(opts), { name, outputs: 2 })[0];
 /** Max pooling that also returns the flat input index (over N·C·H·W) of each maximum. */
 export function maxPoolWithIndices(x: Tensor, opts: PoolOptions): [Tensor, Tensor] {
   const [y, indices] = g(x).node("MaxPool", [x], poolAttrs(opts), { outputs: 2 });

@@ -499,9 +499,10 @@ export function chooseInputGradStrategy(geo: Conv2dGeometry): InputGradStrategy 
 
 /**
  * The weight-gradient strategy for a geometry, from bench/conv_grad.ts on ORT
- * CPU: one im2col Gemm in general (fastest or within 10% of the fastest on
+ * CPU: one im2col Gemm in general (fastest, or within 20% of the fastest, on
  * every ResNet-18 layer), the one-hot Conv windows for image stems with few
- * channels (2× faster on the 7×7 ImageNet stem), batched MatMul for groups.
+ * channels (2× faster than the Gemm on the 7×7 ImageNet stem), batched MatMul
+ * for groups.
  */
 export function chooseWeightGradStrategy(geo: Conv2dGeometry): WeightGradStrategy {
   if (geo.group !== 1) return "groupedMatMul";
