@@ -35,9 +35,9 @@ import {
 } from "../methods/from_config.ts";
 import { encoder, initParams, ParamStore, projectionHead, resnetParamCount } from "../nn/mod.ts";
 import { allocHost, type DType, encodeModel, Graph, type Shape, type Tensor } from "../onnx/mod.ts";
-import { createOptimizer, type GraphOptimizer } from "../optim/mod.ts";
+import { createOptimizer, type GraphOptimizer, optimizerStateKey } from "../optim/mod.ts";
 import type { HostTensor } from "../runtime/host_tensor.ts";
-import { nextName, stateName } from "../train/fused_step.ts";
+import { nextName } from "../train/fused_step.ts";
 import { writeFileAtomic, writeTextAtomic } from "../util/atomic.ts";
 import { Rng } from "../util/rng.ts";
 import { saveCheckpoint } from "./checkpoint.ts";
@@ -214,7 +214,7 @@ function optimizerModel(store: ParamStore, optimizer: GraphOptimizer) {
   for (const p of store.params()) {
     const param = graph.input(p.name, p.dtype, [...p.shape]);
     const grad = graph.input(`${p.name}_grad`, p.dtype, [...p.shape]);
-    const slots = optimizer.stateSlots.map((slot) => stateName(p.name, slot));
+    const slots = optimizer.stateSlots.map((slot) => optimizerStateKey(p.name, slot));
     const state = slots.map((name) => graph.input(name, p.dtype, [...p.shape]));
     inputs.set(p.name, "param").set(grad.name, "gradient");
     slots.forEach((name) => inputs.set(name, "optimizer_state"));

@@ -21,10 +21,7 @@ export interface Checkpoint {
   meta: Record<string, unknown>;
 }
 
-/** Tensor name of an optimizer state slot of a parameter: `<param>.<slot>`, e.g. `fc.weight.exp_avg`. */
-export function optimizerStateKey(paramName: string, slot: string): string {
-  return `${paramName}.${slot}`;
-}
+export { optimizerStateKey } from "../optim/types.ts";
 
 function encodeMeta(path: string, meta: Record<string, unknown>): Record<string, string> {
   const out: Record<string, string> = { [CHECKPOINT_FORMAT_KEY]: CHECKPOINT_FORMAT };

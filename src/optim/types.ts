@@ -91,3 +91,8 @@ export interface LarsConfig {
 
 /** Configuration of {@link GraphOptimizer}s, discriminated by `kind`. */
 export type OptimizerConfig = SgdConfig | AdamConfig | AdamWConfig | LarsConfig;
+
+/** Graph input (and checkpoint tensor) name of an optimizer state slot of a parameter: `<param>.<slot>`. */
+export function optimizerStateKey(paramName: string, slot: string): string {
+  return `${paramName}.${slot}`;
+}

@@ -6,7 +6,7 @@
 import { gradients } from "../autodiff/mod.ts";
 import type { DType } from "../onnx/dtype.ts";
 import type { Graph, Shape, Tensor } from "../onnx/graph.ts";
-import type { GraphOptimizer, ParamMeta } from "../optim/mod.ts";
+import { type GraphOptimizer, optimizerStateKey, type ParamMeta } from "../optim/mod.ts";
 
 /** A trainable parameter of a model graph. */
 export interface TrainableParam {
@@ -62,11 +62,6 @@ export function nextName(input: string): string {
   return `${input}_new`;
 }
 
-/** Name of an optimizer state input: `<param>.<slot>`. */
-export function stateName(param: string, slot: string): string {
-  return `${param}.${slot}`;
-}
-
 /**
  * Adds gradients and the optimizer update to `spec.graph` and declares the
  * outputs; returns the layout the host loop feeds and fetches.
@@ -92,7 +87,7 @@ export function buildFusedStep(spec: FusedStepSpec): FusedStepLayout {
       const grad = grads.get(tensor)!;
       if (spec.outputGradients) graph.output(grad, `${tensor.name}_grad`);
       const state = optimizer.stateSlots.map((slot) =>
-        graph.input(stateName(tensor.name, slot), tensor.dtype, tensor.shape)
+        graph.input(optimizerStateKey(tensor.name, slot), tensor.dtype, tensor.shape)
       );
       const updated = optimizer.update(tensor, grad, state, scalarTensors, meta);
       graph.output(updated.param, nextName(tensor.name));
@@ -104,7 +99,7 @@ export function buildFusedStep(spec: FusedStepSpec): FusedStepLayout {
         role: "param",
       });
       updated.state.forEach((s, k) => {
-        const name = stateName(tensor.name, optimizer.stateSlots[k]);
+        const name = optimizerStateKey(tensor.name, optimizer.stateSlots[k]);
         graph.output(s, nextName(name));
         carried.push({
           input: name,

@@ -33,14 +33,13 @@ import {
   type ContrastiveStep,
 } from "../methods/contrastive.ts";
 import { Graph, type Node, ops, type Tensor } from "../onnx/mod.ts";
-import type { GraphOptimizer } from "../optim/mod.ts";
+import { type GraphOptimizer, optimizerStateKey } from "../optim/mod.ts";
 import type { HostTensor } from "../runtime/host_tensor.ts";
 import {
   type CarriedValue,
   type FusedStepLayout,
   type FusedStepSpec,
   nextName,
-  stateName,
 } from "./fused_step.ts";
 import { copyGraph } from "./graph_copy.ts";
 
@@ -236,7 +235,7 @@ export function buildLossScaledStep(
     params.forEach(({ tensor, meta }, i) => {
       if (spec.outputGradients) graph.output(grads[i], `${tensor.name}_grad`);
       const state = optimizer.stateSlots.map((slot) =>
-        graph.input(stateName(tensor.name, slot), tensor.dtype, tensor.shape)
+        graph.input(optimizerStateKey(tensor.name, slot), tensor.dtype, tensor.shape)
       );
       const updated = optimizer.update(tensor, grads[i], state, scalarTensors, meta);
       graph.output(ops.where(finite, updated.param, tensor), nextName(tensor.name));
@@ -248,7 +247,7 @@ export function buildLossScaledStep(
         role: "param",
       });
       updated.state.forEach((s, k) => {
-        const name = stateName(tensor.name, optimizer.stateSlots[k]);
+        const name = optimizerStateKey(tensor.name, optimizer.stateSlots[k]);
         graph.output(ops.where(finite, s, state[k]), nextName(name));
         carried.push({
           input: name,

@@ -11,7 +11,7 @@ import { Augmenter, recipeFromConfig } from "../augment/mod.ts";
 import { EpochLoader } from "../data/loader.ts";
 import { buildContrastiveStep, type ContrastiveStep } from "../methods/contrastive.ts";
 import { contrastiveSpecFromConfig, optimizerFromConfig } from "../methods/from_config.ts";
-import { initParams } from "../nn/mod.ts";
+import { initialTrainingState } from "../artifacts/mod.ts";
 import { createOptimizer } from "../optim/mod.ts";
 import type { HostTensor } from "../runtime/host_tensor.ts";
 import { Session, type SessionOptions } from "../runtime/session.ts";
@@ -107,9 +107,7 @@ export async function runExperiment(
       `resuming ${config.experiment}: epoch ${progress.epoch + 1}, step ${progress.stepInEpoch}`,
     );
   } else {
-    for (
-      const [name, value] of initParams(fullStep.store.entries(), new Rng(config.seed, "init"))
-    ) {
+    for (const [name, value] of initialTrainingState(fullStep, config.seed)) {
       values.set(name, value);
     }
     progress = freshProgress(hash, mu?.state() ?? null);
