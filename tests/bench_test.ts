@@ -9,6 +9,7 @@ import {
   findTorchPython,
   parseBenchConfig,
   prepareStep,
+  profileStep,
   reportJson,
   runBench,
   summariseProfile,
@@ -135,6 +136,23 @@ Deno.test("summariseProfile splits kernel time by phase and op type", () => {
   assertEquals([p.runMs, p.kernelMs, p.wallMs], [6, 5.5, 7]);
   assertEquals(p.opTypes, [["Conv", 4], ["Mul", 1], ["Slice", 0.5]]);
   assertEquals(p.phaseOpTypes.backward, [["Conv", 2.5], ["Slice", 0.5]]);
+});
+
+Deno.test("profileStep attributes ORT kernel time to forward, backward and update", async () => {
+  const config = parseBenchConfig(TINY);
+  const p = await profileStep(config, prepareStep(config), 1);
+  for (const phase of ["forward", "backward", "update"] as const) {
+    assert(p.phases[phase] > 0, `${phase}: ${p.phases[phase]} ms`);
+  }
+  assertClose(p.phases.forward + p.phases.backward + p.phases.update, p.kernelMs, 1e-9);
+  assert(
+    p.kernelMs <= p.runMs && p.runMs <= p.wallMs,
+    `kernels ${p.kernelMs}, run ${p.runMs}, wall ${p.wallMs}`,
+  );
+  assert(
+    p.phaseOpTypes.forward.some(([op]) => op === "Conv"),
+    JSON.stringify(p.phaseOpTypes.forward),
+  );
 });
 
 Deno.test("bad bench options give errors naming the option", async () => {

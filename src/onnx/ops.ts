@@ -19,40 +19,44 @@ export function ints(graph: Graph, values: number[]): Tensor {
   return graph.constant(values, "int64", [values.length]);
 }
 
-function operand(a: Tensor, b: Tensor | number): Tensor {
-  return typeof b === "number" ? scalarLike(a, b) : b;
+/**
+ * An elementwise binary node. A number becomes a constant of rank-matched
+ * shape [1, …, 1], and a rank-0 tensor against a tensor of rank ≥ 2 is
+ * reshaped to [1, …, 1]: ORT's CPU kernels run a rank-0 operand up to 30×
+ * slower on tensors that end in size-1 dims (1×1 conv weights).
+ */
+function binary(opType: string, a: Tensor, b: Tensor | number, name?: string): Tensor {
+  let rhs = typeof b === "number" ? g(a).constant(b, a.dtype, a.shape.map(() => 1)) : b;
+  let lhs = a;
+  if (rhs.rank === 0 && lhs.rank > 1) rhs = reshape(rhs, lhs.shape.map(() => 1));
+  if (lhs.rank === 0 && rhs.rank > 1) lhs = reshape(lhs, rhs.shape.map(() => 1));
+  return g(a).op(opType, [lhs, rhs], {}, name);
 }
 
 /** a + b (broadcasting). */
-export const add = (a: Tensor, b: Tensor | number, name?: string) =>
-  g(a).op("Add", [a, operand(a, b)], {}, name);
+export const add = (a: Tensor, b: Tensor | number, name?: string) => binary("Add", a, b, name);
 /** a − b (broadcasting). */
-export const sub = (a: Tensor, b: Tensor | number, name?: string) =>
-  g(a).op("Sub", [a, operand(a, b)], {}, name);
+export const sub = (a: Tensor, b: Tensor | number, name?: string) => binary("Sub", a, b, name);
 /** a · b (broadcasting). */
-export const mul = (a: Tensor, b: Tensor | number, name?: string) =>
-  g(a).op("Mul", [a, operand(a, b)], {}, name);
+export const mul = (a: Tensor, b: Tensor | number, name?: string) => binary("Mul", a, b, name);
 /** a / b (broadcasting). */
-export const div = (a: Tensor, b: Tensor | number, name?: string) =>
-  g(a).op("Div", [a, operand(a, b)], {}, name);
+export const div = (a: Tensor, b: Tensor | number, name?: string) => binary("Div", a, b, name);
 /** a ^ b (b a tensor or a constant exponent). */
-export const pow = (a: Tensor, b: Tensor | number, name?: string) =>
-  g(a).op("Pow", [a, operand(a, b)], {}, name);
+export const pow = (a: Tensor, b: Tensor | number, name?: string) => binary("Pow", a, b, name);
 /** Elementwise maximum. */
-export const max = (a: Tensor, b: Tensor | number) => g(a).op("Max", [a, operand(a, b)]);
+export const max = (a: Tensor, b: Tensor | number) => binary("Max", a, b);
 /** Elementwise minimum. */
-export const min = (a: Tensor, b: Tensor | number) => g(a).op("Min", [a, operand(a, b)]);
+export const min = (a: Tensor, b: Tensor | number) => binary("Min", a, b);
 /** Elementwise sum of several tensors (broadcasting). */
 export const sum = (xs: Tensor[]) => g(xs[0]).op("Sum", xs);
 /** a < b. */
-export const less = (a: Tensor, b: Tensor | number) => g(a).op("Less", [a, operand(a, b)]);
+export const less = (a: Tensor, b: Tensor | number) => binary("Less", a, b);
 /** a > b. */
-export const greater = (a: Tensor, b: Tensor | number) => g(a).op("Greater", [a, operand(a, b)]);
+export const greater = (a: Tensor, b: Tensor | number) => binary("Greater", a, b);
 /** a == b. */
-export const equal = (a: Tensor, b: Tensor | number) => g(a).op("Equal", [a, operand(a, b)]);
+export const equal = (a: Tensor, b: Tensor | number) => binary("Equal", a, b);
 /** a >= b. */
-export const greaterOrEqual = (a: Tensor, b: Tensor | number) =>
-  g(a).op("GreaterOrEqual", [a, operand(a, b)]);
+export const greaterOrEqual = (a: Tensor, b: Tensor | number) => binary("GreaterOrEqual", a, b);
 /** Logical or. */
 export const or = (a: Tensor, b: Tensor) => g(a).op("Or", [a, b]);
 /** Logical and. */

@@ -35,7 +35,9 @@ export class ProgressBar {
     if (this.#tty && (now - this.#lastDraw > 100 || this.#done === this.total)) {
       this.#lastDraw = now;
       Deno.stderr.writeSync(encoder.encode(`\r${this.render(fields)}\x1b[K`));
-    } else if (!this.#tty && now - this.#lastDraw > NON_TTY_INTERVAL_MS && this.#done < this.total) {
+    } else if (
+      !this.#tty && now - this.#lastDraw > NON_TTY_INTERVAL_MS && this.#done < this.total
+    ) {
       this.#lastDraw = now;
       Deno.stderr.writeSync(encoder.encode(`${this.render(fields)}\n`));
     }
