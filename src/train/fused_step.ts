@@ -6,6 +6,7 @@
 import { gradients } from "../autodiff/mod.ts";
 import type { DType } from "../onnx/dtype.ts";
 import type { Graph, Shape, Tensor } from "../onnx/graph.ts";
+import * as ops from "../onnx/ops.ts";
 import { type GraphOptimizer, optimizerStateKey, type ParamMeta } from "../optim/mod.ts";
 
 /** A trainable parameter of a model graph. */
@@ -33,6 +34,14 @@ export interface FusedStepSpec {
   outputGradients?: boolean;
   /** Scalar inputs of the forward graph fed each step by the host (e.g. μ). */
   stepScalars?: Tensor[];
+  /** Gradient of the loss w.r.t. itself (default 1; loss scaling seeds it with S). */
+  gradientSeed?: Tensor;
+  /**
+   * Rewrites the gradients before the update (loss scaling multiplies by 1/S);
+   * `apply` (a bool scalar), when given, keeps parameters and optimizer state
+   * unchanged on steps where it is false.
+   */
+  prepareGradients?: (grads: Tensor[]) => { grads: Tensor[]; apply?: Tensor };
 }
 
 /** One named value carried between steps by the host. */
@@ -72,7 +81,12 @@ export function buildFusedStep(spec: FusedStepSpec): FusedStepLayout {
     throw new Error(`fused step: loss ${loss.name} must be a scalar, got ${loss.shapeText}`);
   }
   const dtype = loss.dtype;
-  const grads = gradients(loss, params.map((p) => p.tensor));
+  const raw = gradients(loss, params.map((p) => p.tensor), { seed: spec.gradientSeed });
+  const prepared = spec.prepareGradients?.(params.map((p) => raw.get(p.tensor)!)) ??
+    { grads: params.map((p) => raw.get(p.tensor)!) };
+  const apply = prepared.apply;
+  const guarded = (next: Tensor, previous: Tensor) =>
+    apply ? ops.where(apply, next, previous) : next;
   const scalarTensors: Record<string, Tensor> = {};
   const scalars = optimizer.scalarInputs.map((name) => {
     scalarTensors[name] = graph.findInput(name) ?? graph.input(name, dtype, []);
@@ -83,14 +97,14 @@ export function buildFusedStep(spec: FusedStepSpec): FusedStepLayout {
   const carried: CarriedValue[] = [];
   graph.output(loss, "loss");
   graph.scope("optimizer", () => {
-    for (const { tensor, meta } of params) {
-      const grad = grads.get(tensor)!;
+    params.forEach(({ tensor, meta }, i) => {
+      const grad = prepared.grads[i];
       if (spec.outputGradients) graph.output(grad, `${tensor.name}_grad`);
       const state = optimizer.stateSlots.map((slot) =>
         graph.input(optimizerStateKey(tensor.name, slot), tensor.dtype, tensor.shape)
       );
       const updated = optimizer.update(tensor, grad, state, scalarTensors, meta);
-      graph.output(updated.param, nextName(tensor.name));
+      graph.output(guarded(updated.param, tensor), nextName(tensor.name));
       carried.push({
         input: tensor.name,
         output: nextName(tensor.name),
@@ -100,7 +114,7 @@ export function buildFusedStep(spec: FusedStepSpec): FusedStepLayout {
       });
       updated.state.forEach((s, k) => {
         const name = optimizerStateKey(tensor.name, optimizer.stateSlots[k]);
-        graph.output(s, nextName(name));
+        graph.output(guarded(s, state[k]), nextName(name));
         carried.push({
           input: name,
           output: nextName(name),
@@ -109,7 +123,7 @@ export function buildFusedStep(spec: FusedStepSpec): FusedStepLayout {
           role: "optimizer_state",
         });
       });
-    }
+    });
   });
   for (const { input, updated } of spec.buffers) {
     graph.output(updated, nextName(input.name));

@@ -26,17 +26,16 @@
  * (`amp.loss_scale`), halved on overflow, doubled after `growthInterval`
  * good steps in a row (counted in `amp.good_steps`).
  */
-import { gradients } from "../autodiff/mod.ts";
 import {
   buildContrastiveGraph,
   type ContrastiveSpec,
   type ContrastiveStep,
 } from "../methods/contrastive.ts";
 import { Graph, type Node, ops, type Tensor } from "../onnx/mod.ts";
-import { type GraphOptimizer, optimizerStateKey } from "../optim/mod.ts";
+import type { GraphOptimizer } from "../optim/mod.ts";
 import type { HostTensor } from "../runtime/host_tensor.ts";
 import {
-  type CarriedValue,
+  buildFusedStep,
   type FusedStepLayout,
   type FusedStepSpec,
   nextName,
@@ -198,10 +197,7 @@ export function buildLossScaledStep(
   spec: FusedStepSpec,
   lossScaling: LossScaling,
 ): FusedStepLayout {
-  const { graph, loss, params, optimizer } = spec;
-  if (loss.rank !== 0) {
-    throw new Error(`fused step: loss ${loss.name} must be a scalar, got ${loss.shapeText}`);
-  }
+  const { graph, loss } = spec;
   if (loss.dtype !== "float32") {
     throw new Error(`loss scaling: loss ${loss.name} must be float32, got ${loss.dtype}`);
   }
@@ -211,76 +207,33 @@ export function buildLossScaledStep(
     ? graph.input(LOSS_SCALE, "float32", [])
     : graph.constant(scaling.scale, "float32", []);
   const goodSteps = dynamic ? graph.input(GOOD_STEPS, "float32", []) : undefined;
-  const scaled = gradients(loss, params.map((p) => p.tensor), { seed: scale });
-
-  const scalarTensors: Record<string, Tensor> = {};
-  const scalars = optimizer.scalarInputs.map((name) => {
-    scalarTensors[name] = graph.findInput(name) ?? graph.input(name, "float32", []);
-    return { name, dtype: "float32" as const };
+  let finite: Tensor | undefined;
+  const layout = buildFusedStep({
+    ...spec,
+    gradientSeed: scale,
+    prepareGradients: (scaled) =>
+      graph.scope("loss_scaling", () => {
+        const inverse = ops.reciprocal(scale);
+        const grads = scaled.map((g) => ops.mul(g, inverse));
+        const sums = grads.map((g) => ops.reduceSum(g, undefined, false));
+        const total = sums.length === 1 ? sums[0] : ops.sum(sums);
+        finite = ops.not(ops.or(graph.op("IsNaN", [total]), graph.op("IsInf", [total])));
+        return { grads, apply: finite };
+      }),
   });
-  for (const t of spec.stepScalars ?? []) scalars.push({ name: t.name, dtype: "float32" });
-
-  const { grads, finite } = graph.scope("loss_scaling", () => {
-    const inverse = ops.reciprocal(scale);
-    const grads = params.map((p) => ops.mul(scaled.get(p.tensor)!, inverse));
-    const sums = grads.map((g) => ops.reduceSum(g, undefined, false));
-    const total = sums.length === 1 ? sums[0] : ops.sum(sums);
-    const finite = ops.not(ops.or(graph.op("IsNaN", [total]), graph.op("IsInf", [total])));
-    return { grads, finite };
-  });
-
-  const carried: CarriedValue[] = [];
-  graph.output(loss, "loss");
-  graph.scope("optimizer", () => {
-    params.forEach(({ tensor, meta }, i) => {
-      if (spec.outputGradients) graph.output(grads[i], `${tensor.name}_grad`);
-      const state = optimizer.stateSlots.map((slot) =>
-        graph.input(optimizerStateKey(tensor.name, slot), tensor.dtype, tensor.shape)
-      );
-      const updated = optimizer.update(tensor, grads[i], state, scalarTensors, meta);
-      graph.output(ops.where(finite, updated.param, tensor), nextName(tensor.name));
-      carried.push({
-        input: tensor.name,
-        output: nextName(tensor.name),
-        dtype: tensor.dtype,
-        shape: tensor.shape,
-        role: "param",
-      });
-      updated.state.forEach((s, k) => {
-        const name = optimizerStateKey(tensor.name, optimizer.stateSlots[k]);
-        graph.output(ops.where(finite, s, state[k]), nextName(name));
-        carried.push({
-          input: name,
-          output: nextName(name),
-          dtype: s.dtype,
-          shape: s.shape,
-          role: "optimizer_state",
-        });
-      });
-    });
-  });
-  for (const { input, updated } of spec.buffers) {
-    graph.output(updated, nextName(input.name));
-    carried.push({
-      input: input.name,
-      output: nextName(input.name),
-      dtype: input.dtype,
-      shape: input.shape,
-      role: "buffer",
-    });
-  }
+  const { carried, extras } = layout;
   if (dynamic && goodSteps) {
     graph.scope("loss_scaling", () => {
       const next = ops.add(goodSteps, 1);
       const grow = ops.greaterOrEqual(next, scaling.growthInterval);
       const zero = ops.scalarLike(goodSteps, 0);
       const newScale = ops.where(
-        finite,
+        finite!,
         ops.where(grow, ops.mul(scale, scaling.growthFactor), scale),
         ops.mul(scale, scaling.backoffFactor),
       );
       graph.output(newScale, nextName(LOSS_SCALE));
-      graph.output(ops.where(finite, ops.where(grow, zero, next), zero), nextName(GOOD_STEPS));
+      graph.output(ops.where(finite!, ops.where(grow, zero, next), zero), nextName(GOOD_STEPS));
     });
     // The scale must be given (see lossScaleValues); the count starts at 0 like optimizer state.
     carried.push({
@@ -298,14 +251,9 @@ export function buildLossScaledStep(
       role: "optimizer_state",
     });
   }
-  const extras: string[] = [];
-  for (const [name, t] of Object.entries(spec.extraOutputs ?? {})) {
-    graph.output(t, name);
-    extras.push(name);
-  }
-  graph.output(ops.cast(finite, "float32"), GRADS_FINITE);
+  graph.output(ops.cast(finite!, "float32"), GRADS_FINITE);
   extras.push(GRADS_FINITE);
-  return { carried, scalars, loss: "loss", extras };
+  return layout;
 }
 
 /** Initial carried values of the loss scaling (the scale, for dynamic scaling; nothing for static). */
