@@ -2,10 +2,10 @@
  * `plan <config.yaml> [--json]`: validates a config and prints the resolved
  * settings and the per-epoch μ and learning rate, without training.
  */
-import { join } from "node:path";
 import { type ExperimentConfig, loadConfig } from "../config/mod.ts";
 import { readIndexNpy } from "../data/npy.ts";
 import { readImageList } from "../data/image_folder.ts";
+import { dataPath } from "../train/experiment_data.ts";
 import { iterationsPerEpoch, muRng, planEpochs } from "../schedules/from_config.ts";
 import { type Command, numberOption } from "./commands.ts";
 import { UsageError } from "./errors.ts";
@@ -18,7 +18,7 @@ const TRAIN_SIZES: Record<string, number> = { cifar10: 50_000, cifar100: 50_000 
 export async function pretrainImageCount(config: ExperimentConfig): Promise<number> {
   const { data } = config;
   if (data.pretrain_split) {
-    const path = join(data.dir, data.pretrain_split);
+    const path = dataPath(data.dir, data.pretrain_split);
     if (data.dataset === "list") return (await readImageList(path, data.dir)).length;
     return (await readIndexNpy(path)).length;
   }

@@ -3,7 +3,7 @@
  * pretraining set (a split of the training set when one is given), the probe's
  * train/val sets, the few-shot set and the test set.
  */
-import { join } from "node:path";
+import { isAbsolute, join } from "node:path";
 import type { ExperimentConfig } from "../config/mod.ts";
 import { loadCifar } from "../data/cifar.ts";
 import { cachedDataset } from "../data/cache.ts";
@@ -26,6 +26,11 @@ export interface ExperimentData {
   classes: number;
 }
 
+/** A data file named in the config: relative to `data.dir` unless absolute. */
+export function dataPath(dir: string, file: string): string {
+  return isAbsolute(file) ? file : join(dir, file);
+}
+
 /** The images of `base` listed by the .npy file `file` (relative to `dir`); null when no file is named. */
 export async function split(
   base: ImageDataset,
@@ -33,7 +38,7 @@ export async function split(
   file: string | null,
 ): Promise<ImageDataset | null> {
   if (file === null) return null;
-  const path = join(dir, file);
+  const path = dataPath(dir, file);
   return subsetDataset(base, await readIndexNpy(path, base.count), path);
 }
 
@@ -43,7 +48,7 @@ async function listSet(
 ): Promise<ImageDataset | null> {
   if (file === null) return null;
   const { data } = config;
-  const path = join(data.dir, file);
+  const path = dataPath(data.dir, file);
   const options = {
     resize: data.eval_resize ?? data.image_size,
     crop: data.image_size,
@@ -64,7 +69,7 @@ export async function loadExperimentData(config: ExperimentConfig): Promise<Expe
   } else if (data.dataset === "imagefolder") {
     const options = { resize: data.eval_resize ?? data.image_size, crop: data.image_size };
     const load = (part: string) => {
-      const root = join(data.dir, part);
+      const root = dataPath(data.dir, part);
       return cachedDataset(
         `${root}.cache`,
         JSON.stringify({ root, ...options }),
