@@ -6,6 +6,16 @@ import { type Command, numberOption } from "./commands.ts";
 import { UsageError } from "./errors.ts";
 import { configOverrideOptions, overridesFromArgs } from "./overrides.ts";
 
+interface GroupReport {
+  groups: { name: string; accuracy: number }[];
+  balancedness: number;
+}
+
+/** The part of an evaluation's details that holds many/medium/few groups. */
+interface GroupDetails {
+  groups?: { linear: GroupReport | null; fewShot: GroupReport | null } | null;
+}
+
 /** The run command. */
 export const runCommand: Command = {
   name: "run",
@@ -39,6 +49,21 @@ export const runCommand: Command = {
         `test accuracy per evaluation: ${
           log.model_scores.map((s) => (100 * s).toFixed(2) + " %").join(", ")
         }`,
+      );
+    }
+    const last = log.evaluations.at(-1)?.details as GroupDetails | undefined;
+    for (
+      const [name, report] of [["linear", last?.groups?.linear], [
+        "few-shot",
+        last?.groups?.fewShot,
+      ]] as const
+    ) {
+      if (!report) continue;
+      const groups = report.groups.map((g) => `${g.name} ${(100 * g.accuracy).toFixed(2)} %`).join(
+        ", ",
+      );
+      console.log(
+        `${name} groups: ${groups}; balancedness ${(100 * report.balancedness).toFixed(2)}`,
       );
     }
     return log.status === "finished" ? 0 : 130;
