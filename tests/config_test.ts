@@ -355,6 +355,15 @@ Deno.test("ETH transforms: defaults, prob as random apply, string parameters", a
   assertEquals((await loadText(noBlur)).config.augmentation.blur, null);
 });
 
+Deno.test("ETH testing on: a shortened run is scored at its end only if it got no score", async () => {
+  const on = (await loadText(ETH_1)).config.evaluation;
+  assertEquals([on.testing_every_n_epochs, on.evaluate_at_end, on.random_init_baseline], [
+    100,
+    "if_none",
+    false,
+  ]);
+});
+
 Deno.test("ETH testing switched off or None", async () => {
   const off =
     (await loadText(replaceOnce(ETH_1, "  testing: True", "  testing: False"))).config.evaluation;
@@ -542,6 +551,8 @@ Deno.test("every SDCLR config and the quickstart load", async () => {
   assert(quick.loss.type === "weighted_ntxent" && quick.loss.mean.type === "linear");
   assertEquals(quick.evaluation.knn, { k: 20, temperature: 0.1 });
   assertEquals(quick.evaluation.linear?.protocol, "eth");
+  assertEquals(quick.evaluation.random_init_baseline, true);
+  assertEquals(quick.train.epochs, 20);
 });
 
 Deno.test("config/sdclr matches tools/make_sdclr_configs.ts", () => {

@@ -344,6 +344,7 @@ Deno.test("evaluateEncoder: ETH linear, kNN and groups from one evaluation confi
   const config: EvaluationConfig = {
     testing_every_n_epochs: null,
     evaluate_at_end: true,
+    random_init_baseline: false,
     linear: {
       protocol: "eth",
       val_fraction: 0.1,

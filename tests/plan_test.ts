@@ -49,6 +49,11 @@ Deno.test("plan --json follows the schedule definitions", async () => {
     plan.epochs.every((e: { mu: null; lr: number }) => e.mu === null && e.lr === 1e-3),
     "NT-Xent: no μ, Adam lr 1e-3",
   );
+  assertEquals(
+    plan.epochs.flatMap((e: { epoch: number; evaluate: boolean }) => e.evaluate ? [e.epoch] : []),
+    [99, 199, 299, 399, 499],
+    "scored every 100 epochs",
+  );
 
   // A linear μ from −1 to 1 over 500 epoch ends: μ_e = −1 + 2e/500.
   const linear = await captureStdout(() =>

@@ -233,3 +233,30 @@ Deno.test("report: the command writes the page beside the log", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("report: the random-init baseline is evaluation 0, plotted and compared", async () => {
+  const { log } = await readRunLog(`${FIXTURES}/report_run.json`);
+  const withBaseline = {
+    ...log,
+    random_init_evaluation: {
+      epoch: -1,
+      accuracy: 0.2,
+      details: { linear: { protocol: "eth", testAccuracy: 0.2 }, knn: { accuracy: 0.25 } },
+    },
+  };
+  const html = await renderReport(withBaseline);
+  const row = (...cells: string[]) => `<tr>${cells.map((c) => `<td>${c}</td>`).join("")}</tr>`;
+  assert(
+    html.includes(row("0 (random init)", "20.00", "20.00", "—", "25.00", "wd —", "—")),
+    "table row",
+  );
+  assert(
+    html.includes(row("random-init test accuracy (%)", "20.00; pretrained − random: 60.00 points")),
+    "summary compares the last score with the baseline",
+  );
+  const accuracy = charts(html).get("test accuracy")!;
+  const linear = accuracy.lines.find((l) => l.label.includes("linear"))!;
+  assertEquals(linear.points.length, 3, "baseline at epoch 0, then epochs 3 and 6");
+  assertAllClose(relative(linear.points.map((p) => p[0])), [0, 0.5, 1], 1e-3, 0);
+  assertAllClose(relative(linear.points.map((p) => -p[1])), relative([20, 70, 80]), 1e-3, 0);
+});

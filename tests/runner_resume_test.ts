@@ -28,6 +28,7 @@ train: { epochs: 3, batch_size: 16, drop_last: false, checkpoint_every_n_epochs:
 augmentation: { recipe: eth }
 evaluation:
   testing_every_n_epochs: 2
+  random_init_baseline: true
   knn: { k: 10, temperature: 0.1 }
 output: { log_dir: ${dir}/logs, checkpoint_dir: ${dir}/checkpoints }
 `;
@@ -53,6 +54,7 @@ interface LogSummary {
   mu: (number | null)[];
   lr: number[];
   scores: number[];
+  baseline: number;
   status: string;
 }
 
@@ -63,6 +65,7 @@ async function summary(dir: string): Promise<LogSummary> {
     mu: log.mu_per_epoch,
     lr: log.lr_per_epoch,
     scores: log.model_scores,
+    baseline: log.random_init_evaluation.accuracy,
     status: log.status,
   };
 }
@@ -146,6 +149,7 @@ Deno.test("a run stopped mid-epoch (as Ctrl-C does) resumes to the same result",
   assertEquals(second.mu_per_epoch, expected.mu_per_epoch);
   assertEquals(second.lr_per_epoch, expected.lr_per_epoch);
   assertEquals(second.model_scores, expected.model_scores);
+  assertEquals(second.random_init_evaluation?.accuracy, expected.random_init_evaluation?.accuracy);
   await Deno.remove(full, { recursive: true });
   await Deno.remove(stopped, { recursive: true });
 });

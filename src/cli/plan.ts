@@ -6,6 +6,7 @@ import { type ExperimentConfig, loadConfig } from "../config/mod.ts";
 import { readIndexNpy } from "../data/npy.ts";
 import { readImageList } from "../data/image_folder.ts";
 import { dataPath } from "../train/experiment_data.ts";
+import { evaluationEpochs } from "../train/evaluate.ts";
 import { iterationsPerEpoch, muRng, planEpochs } from "../schedules/from_config.ts";
 import { type Command, numberOption } from "./commands.ts";
 import { UsageError } from "./errors.ts";
@@ -57,7 +58,11 @@ export const planCommand: Command = {
     const images = given === undefined ? await pretrainImageCount(config) : undefined;
     const iterations = given ??
       iterationsPerEpoch(images!, config.train.batch_size, config.train.drop_last);
-    const epochs = planEpochs(config, iterations, muRng(config.seed));
+    const evaluated = new Set(evaluationEpochs(config));
+    const epochs = planEpochs(config, iterations, muRng(config.seed)).map((e) => ({
+      ...e,
+      evaluate: evaluated.has(e.epoch),
+    }));
     if (args.values.json) {
       console.log(
         JSON.stringify({
@@ -81,11 +86,17 @@ export const planCommand: Command = {
       `  ${config.train.epochs} epochs × ${iterations} iterations` +
         (images !== undefined ? ` (${images} images, batch ${config.train.batch_size})` : ""),
     );
-    console.log("epoch        mu           lr");
+    const after = [...evaluated].map((e) => e + 1);
+    console.log(
+      `  evaluated after epochs: ${after.length > 0 ? after.join(", ") : "none"}` +
+        (config.evaluation.random_init_baseline ? ", and at random initialization" : ""),
+    );
+    console.log("epoch        mu           lr  evaluate");
     for (const e of epochs) {
       const mu = e.mu === null ? "-" : e.mu.toPrecision(6);
       console.log(
-        `${String(e.epoch).padStart(5)} ${mu.padStart(12)} ${e.lr.toExponential(4).padStart(12)}`,
+        `${String(e.epoch).padStart(5)} ${mu.padStart(12)} ${e.lr.toExponential(4).padStart(12)}` +
+          (e.evaluate ? "       yes" : ""),
       );
     }
   },

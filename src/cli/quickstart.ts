@@ -1,56 +1,127 @@
-/** `quickstart`: small end-to-end training run on the bundled CIFAR-10 subset. */
+/**
+ * `quickstart`: a small contrastive run (config/quickstart.yaml) on the bundled
+ * CIFAR-10 subset, judged against the same encoder at its random initialization.
+ * `--supervised` keeps the first quickstart: a small CNN trained with cross-entropy.
+ */
 import { loadCifar } from "../data/cifar.ts";
+import { loadConfig } from "../config/mod.ts";
+import { resolveDevice } from "../runtime/device.ts";
+import { runExperiment } from "../train/runner.ts";
+import type { ExperimentLog } from "../train/log.ts";
+import type { EvaluationRecord } from "../train/run_state.ts";
 import { trainSupervised } from "../train/supervised.ts";
 import type { Device } from "../runtime/session.ts";
-import { type Command, numberOption } from "./commands.ts";
+import { type Command, type CommandArgs, numberOption } from "./commands.ts";
 import { UsageError } from "./errors.ts";
+import { configOverrideOptions, overridesFromArgs } from "./overrides.ts";
+import { printRunSummary } from "./run.ts";
 
 /** Where the bundled CIFAR-10 subset lives, relative to the repository root. */
 export const BUNDLED_CIFAR10 = new URL("../../data/cifar10-mini", import.meta.url).pathname;
 
+/** The quickstart experiment's config. */
+export const QUICKSTART_CONFIG = new URL("../../config/quickstart.yaml", import.meta.url).pathname;
+
 /** The quickstart command. */
 export const quickstartCommand: Command = {
   name: "quickstart",
-  summary: "train a small CNN on the bundled CIFAR-10 subset (CPU) and print test accuracy",
+  summary:
+    "contrastive pretraining on the bundled CIFAR-10 subset (CPU), linear probe vs random init",
+  usage: "[--resume] [--epochs N] [--threads T] [--set key=value ...] | --supervised [...]",
   options: {
-    epochs: { type: "string", description: "training epochs", default: "15" },
-    "batch-size": { type: "string", description: "batch size", default: "64" },
-    lr: { type: "string", description: "SGD learning rate", default: "0.02" },
-    seed: { type: "string", description: "random seed", default: "0" },
+    resume: { type: "boolean", description: "continue the quickstart run from its checkpoint" },
     threads: { type: "string", description: "CPU threads (0: all cores)", default: "0" },
-    device: { type: "string", description: "cpu or cuda", default: "cpu" },
-    "data-dir": {
-      type: "string",
-      description: "folder with cifar-10-batches-bin",
-      default: BUNDLED_CIFAR10,
+    ...configOverrideOptions,
+    supervised: {
+      type: "boolean",
+      description: "instead: train a small CNN with cross-entropy (the first quickstart)",
     },
+    "batch-size": { type: "string", description: "--supervised: batch size", default: "64" },
+    lr: { type: "string", description: "--supervised: SGD learning rate", default: "0.02" },
+    seed: { type: "string", description: "--supervised: random seed", default: "0" },
   },
   async run(args) {
-    const device = args.values.device as string;
-    if (device !== "cpu" && device !== "cuda") {
-      throw new UsageError(`--device: expected cpu or cuda, got "${device}"`);
-    }
-    const dir = args.values["data-dir"] as string;
-    const train = await loadCifar({ dataset: "cifar10", split: "train", dir });
-    const test = await loadCifar({ dataset: "cifar10", split: "test", dir });
-    console.log(`quickstart: ${train.count} training and ${test.count} test images from ${dir}`);
-    const result = await trainSupervised(train, test, {
-      model: { channels: [32, 64, 128], classes: 10, imageSize: train.height },
-      epochs: numberOption(args, "epochs")!,
-      batchSize: numberOption(args, "batch-size")!,
-      lr: numberOption(args, "lr")!,
-      momentum: 0.9,
-      weightDecay: 5e-4,
-      seed: numberOption(args, "seed")!,
-      session: { device: device as Device, threads: numberOption(args, "threads") },
+    if (args.values.supervised) return await supervisedQuickstart(args);
+    const start = performance.now();
+    const loaded = await loadConfig(QUICKSTART_CONFIG, overridesFromArgs(args));
+    const { device } = await resolveDevice(loaded.config.device);
+    const log = await runExperiment(loaded, {
+      resume: Boolean(args.values.resume),
+      session: { device, threads: numberOption(args, "threads") },
     });
-    const losses = result.lossPerEpoch.map((l) => l.toFixed(3)).join(" ");
-    console.log(`loss per epoch: ${losses}`);
-    console.log(
-      `test accuracy: ${
-        (100 * result.testAccuracy).toFixed(2)
-      } % (${test.count} images, chance 10 %)`,
-    );
-    console.log(`time: ${result.seconds.toFixed(1)} s`);
+    printRunSummary(loaded, log);
+    if (log.status !== "finished") return 130;
+    console.log(comparisonTable(log));
+    console.log(`time: ${((performance.now() - start) / 1000).toFixed(1)} s`);
+    return 0;
   },
 };
+
+/** Accuracy (%) of one probe in an evaluation's details, or null. */
+function probeAccuracy(record: EvaluationRecord | null | undefined, probe: "linear" | "knn") {
+  const details = record?.details as
+    | { linear?: { testAccuracy?: number } | null; knn?: { accuracy?: number } | null }
+    | undefined;
+  const value = probe === "linear" ? details?.linear?.testAccuracy : details?.knn?.accuracy;
+  return typeof value === "number" ? 100 * value : null;
+}
+
+/** Pretrained vs random-init test accuracy per probe, with the margin. */
+export function comparisonTable(log: ExperimentLog): string {
+  const pretrained = log.evaluations.at(-1);
+  const random = log.random_init_evaluation;
+  if (!pretrained || !random) {
+    return "no pretrained-vs-random comparison: the run has no final or no random-init evaluation";
+  }
+  const rows = [["probe", "pretrained %", "random init %", "margin (points)"]];
+  for (const [name, probe] of [["linear probe", "linear"], ["kNN", "knn"]] as const) {
+    const a = probeAccuracy(pretrained, probe);
+    const b = probeAccuracy(random, probe);
+    if (a === null || b === null) continue;
+    rows.push([name, a.toFixed(2), b.toFixed(2), `${a - b >= 0 ? "+" : ""}${(a - b).toFixed(2)}`]);
+  }
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  const lines = rows.map((r) =>
+    r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join("  ")
+  );
+  return [
+    `encoder after ${log.average_training_loss_per_epoch.length} epochs vs the same encoder at ` +
+    "random initialization, same evaluation (test set):",
+    ...lines,
+  ].join("\n");
+}
+
+async function supervisedQuickstart(args: CommandArgs): Promise<number> {
+  if ((args.values.set as string[] | undefined)?.length || args.values.resume) {
+    throw new UsageError(
+      "--set and --resume apply to the contrastive quickstart, not --supervised",
+    );
+  }
+  const device = (args.values.device as string | undefined) ?? "cpu";
+  if (device !== "cpu" && device !== "cuda") {
+    throw new UsageError(`--device: expected cpu or cuda, got "${device}"`);
+  }
+  const dir = (args.values["data-dir"] as string | undefined) ?? BUNDLED_CIFAR10;
+  const train = await loadCifar({ dataset: "cifar10", split: "train", dir });
+  const test = await loadCifar({ dataset: "cifar10", split: "test", dir });
+  console.log(`quickstart: ${train.count} training and ${test.count} test images from ${dir}`);
+  const result = await trainSupervised(train, test, {
+    model: { channels: [32, 64, 128], classes: 10, imageSize: train.height },
+    epochs: numberOption(args, "epochs") ?? 15,
+    batchSize: numberOption(args, "batch-size")!,
+    lr: numberOption(args, "lr")!,
+    momentum: 0.9,
+    weightDecay: 5e-4,
+    seed: numberOption(args, "seed")!,
+    session: { device: device as Device, threads: numberOption(args, "threads") },
+  });
+  const losses = result.lossPerEpoch.map((l) => l.toFixed(3)).join(" ");
+  console.log(`loss per epoch: ${losses}`);
+  console.log(
+    `test accuracy: ${
+      (100 * result.testAccuracy).toFixed(2)
+    } % (${test.count} images, chance 10 %)`,
+  );
+  console.log(`time: ${result.seconds.toFixed(1)} s`);
+  return 0;
+}

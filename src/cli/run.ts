@@ -4,6 +4,8 @@ import { resolveDevice } from "../runtime/device.ts";
 import { runExperiment } from "../train/runner.ts";
 import { type Command, numberOption } from "./commands.ts";
 import { UsageError } from "./errors.ts";
+import type { LoadedConfig } from "../config/mod.ts";
+import type { ExperimentLog } from "../train/log.ts";
 import { configOverrideOptions, overridesFromArgs } from "./overrides.ts";
 
 interface GroupReport {
@@ -40,32 +42,47 @@ export const runCommand: Command = {
       resume: Boolean(args.values.resume),
       session: { device, threads: numberOption(args, "threads") },
     });
-    console.log(
-      `${log.experiment}: ${log.status}; log ${loaded.config.output.log_dir}/${log.experiment}.json, ` +
-        `report ${loaded.config.output.log_dir}/${log.experiment}.html`,
-    );
-    if (log.model_scores.length > 0) {
-      console.log(
-        `test accuracy per evaluation: ${
-          log.model_scores.map((s) => (100 * s).toFixed(2) + " %").join(", ")
-        }`,
-      );
-    }
-    const last = log.evaluations.at(-1)?.details as GroupDetails | undefined;
-    for (
-      const [name, report] of [["linear", last?.groups?.linear], [
-        "few-shot",
-        last?.groups?.fewShot,
-      ]] as const
-    ) {
-      if (!report) continue;
-      const groups = report.groups.map((g) => `${g.name} ${(100 * g.accuracy).toFixed(2)} %`).join(
-        ", ",
-      );
-      console.log(
-        `${name} groups: ${groups}; balancedness ${(100 * report.balancedness).toFixed(2)}`,
-      );
-    }
+    printRunSummary(loaded, log);
     return log.status === "finished" ? 0 : 130;
   },
 };
+
+/** Prints where a run's log and report are, its test accuracies, the random-init baseline and groups. */
+export function printRunSummary(loaded: LoadedConfig, log: ExperimentLog): void {
+  console.log(
+    `${log.experiment}: ${log.status}; log ${loaded.config.output.log_dir}/${log.experiment}.json, ` +
+      `report ${loaded.config.output.log_dir}/${log.experiment}.html`,
+  );
+  if (log.model_scores.length > 0) {
+    console.log(
+      `test accuracy per evaluation: ${
+        log.model_scores.map((s) => (100 * s).toFixed(2) + " %").join(", ")
+      }`,
+    );
+  }
+  const baseline = log.random_init_evaluation;
+  if (baseline) {
+    const last = log.model_scores.at(-1);
+    const gain = last === undefined
+      ? ""
+      : `; pretrained − random init: ${(100 * (last - baseline.accuracy)).toFixed(2)} points`;
+    console.log(
+      `random-init baseline (same evaluation): ${(100 * baseline.accuracy).toFixed(2)} %${gain}`,
+    );
+  }
+  const last = log.evaluations.at(-1)?.details as GroupDetails | undefined;
+  for (
+    const [name, report] of [["linear", last?.groups?.linear], [
+      "few-shot",
+      last?.groups?.fewShot,
+    ]] as const
+  ) {
+    if (!report) continue;
+    const groups = report.groups.map((g) => `${g.name} ${(100 * g.accuracy).toFixed(2)} %`).join(
+      ", ",
+    );
+    console.log(
+      `${name} groups: ${groups}; balancedness ${(100 * report.balancedness).toFixed(2)}`,
+    );
+  }
+}

@@ -465,7 +465,8 @@ export function mapEthConfig(eth: EthConfig): ExperimentConfigInput {
     augmentation: mapEthTransforms(pre.dataset.transforms),
     evaluation: {
       testing_every_n_epochs: period,
-      evaluate_at_end: testing.testing && period !== null,
+      // SPEC: a run shortened below the first testing epoch is scored once, at its end.
+      evaluate_at_end: testing.testing && period !== null ? "if_none" : false,
       linear: {
         protocol: "eth",
         val_fraction: testing.dataset.val_percentage,

@@ -328,8 +328,16 @@ export const GroupsSchema = z.discriminatedUnion("by", [
 export const EvaluationSchema = z.strictObject({
   /** Evaluate after epoch e when (e + 1) % n == 0; null = no periodic evaluation. */
   testing_every_n_epochs: positiveInt.nullable().default(null),
-  /** Also evaluate after the last epoch when it was not an evaluation epoch. */
-  evaluate_at_end: z.boolean().default(true),
+  /**
+   * Evaluate after the last epoch too: `true` whenever it was not an evaluation epoch,
+   * `"if_none"` only when the run got no evaluation at all (ETH configs shortened by `--epochs`).
+   */
+  evaluate_at_end: z.union([z.boolean(), z.literal("if_none")]).default(true),
+  /**
+   * Also evaluate the encoder at its random initialization, before the first step, with the
+   * same protocols: the baseline that pretraining has to beat (logged as `random_init_evaluation`).
+   */
+  random_init_baseline: z.boolean().default(false),
   linear: z.discriminatedUnion("protocol", [EthLinearEvalSchema, SdclrLinearEvalSchema]).nullable()
     .prefault({ protocol: "eth" }),
   few_shot: FewShotEvalSchema.nullable().default(null),

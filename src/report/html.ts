@@ -55,7 +55,7 @@ function section(title: string, body: string): string {
 
 /** One evaluation as the report reads it. */
 interface EvalPoint {
-  /** Epochs done when it ran (1-based). */
+  /** Epochs done when it ran (0: the random-init baseline). */
   epoch: number;
   score: number | null;
   details: Json | null;
@@ -64,7 +64,8 @@ interface EvalPoint {
 /** Evaluations of the log; for original ETH logs placed every `testing_every_n_epochs`. */
 function evaluationPoints(log: LogRecord): EvalPoint[] {
   if (log.evaluations) {
-    return log.evaluations.map((e) => ({
+    const baseline = log.random_init_evaluation ? [log.random_init_evaluation] : [];
+    return [...baseline, ...log.evaluations].map((e) => ({
       epoch: e.epoch + 1,
       score: num(e.accuracy),
       details: record(e.details),
@@ -246,7 +247,7 @@ function evaluationsTable(evals: EvalPoint[]): string {
       ? `best epoch ${num(linear.bestEpoch) ?? "—"}, val ${pct(num(linear.valAccuracy))}`
       : "";
     return [
-      String(e.epoch),
+      e.epoch === 0 ? "0 (random init)" : String(e.epoch),
       pct(e.score),
       pct(num(linear?.testAccuracy)),
       pct(num(record(d.fewShot)?.testAccuracy)),
@@ -341,6 +342,13 @@ function summaryTable(log: LogRecord, evals: EvalPoint[]): string {
     ["final training loss", fixed(losses.at(-1) ?? null)],
     ["last test accuracy (%)", last ? `${pct(last.score)} (epoch ${last.epoch})` : "—"],
   ];
+  const baseline = evals[0]?.epoch === 0 ? evals[0] : null;
+  if (baseline) {
+    const gain = last && last !== baseline && last.score !== null && baseline.score !== null
+      ? `; pretrained − random: ${(100 * (last.score - baseline.score)).toFixed(2)} points`
+      : "";
+    rows.push(["random-init test accuracy (%)", `${pct(baseline.score)}${gain}`]);
+  }
   if (log.wall_time_seconds !== undefined) {
     rows.push(["wall time", `${(log.wall_time_seconds / 60).toFixed(1)} min`]);
   }

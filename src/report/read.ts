@@ -40,6 +40,11 @@ const numberOrNaN = z.unknown()
   .refine((v) => v === null || typeof v === "number", { message: "expected a number or null" })
   .transform((v) => (v === null ? NaN : v as number));
 const mapping = z.record(z.string(), z.unknown());
+const evaluationRecord = z.looseObject({
+  epoch: z.number(),
+  accuracy: numberOrNaN,
+  details: mapping,
+});
 
 /** The fields the analysis and the report read; other fields pass through untouched. */
 const LogSchema = z.looseObject({
@@ -57,9 +62,8 @@ const LogSchema = z.looseObject({
   seconds_per_epoch: z.array(numberOrNaN).optional(),
   wall_time_seconds: z.number().optional(),
   epochs: z.array(z.looseObject({ epoch: z.number() })).optional(),
-  evaluations: z.array(
-    z.looseObject({ epoch: z.number(), accuracy: numberOrNaN, details: mapping }),
-  ).optional(),
+  evaluations: z.array(evaluationRecord).optional(),
+  random_init_evaluation: evaluationRecord.nullable().optional(),
   environment: mapping.optional(),
 });
 

@@ -10,14 +10,49 @@ import type { EvaluationRecord } from "./run_state.ts";
 
 /** Decides when to evaluate and runs the evaluation. */
 export interface Evaluator {
-  /** Whether to evaluate after `epoch` (0-based); `last` is the run's final epoch. */
-  due(epoch: number, last: boolean): boolean;
+  /**
+   * Whether to evaluate after `epoch` (0-based); `last` is the run's final epoch and
+   * `done` how many evaluations the run has had so far.
+   */
+  due(epoch: number, last: boolean, done: number): boolean;
   run(epoch: number, values: ReadonlyMap<string, HostTensor>): Promise<EvaluationRecord>;
 }
 
 /**
- * The configured evaluation: after every epoch e with (e+1) % testing_every_n_epochs == 0,
- * and after the last epoch when `evaluate_at_end` is set and it got none.
+ * Whether the configured evaluation runs after `epoch` (0-based): after every epoch e with
+ * (e+1) % testing_every_n_epochs == 0, and after the last epoch when `evaluate_at_end` is
+ * true, or is "if_none" and the run had no evaluation yet (`done` evaluations so far).
+ */
+export function evaluationDue(
+  evaluation: ExperimentConfig["evaluation"],
+  epoch: number,
+  last: boolean,
+  done: number,
+): boolean {
+  const anything = evaluation.linear !== null || evaluation.few_shot !== null ||
+    evaluation.knn !== null;
+  if (!anything) return false;
+  const every = evaluation.testing_every_n_epochs;
+  const periodic = every !== null && (epoch + 1) % every === 0;
+  const atEnd = evaluation.evaluate_at_end === true ||
+    (evaluation.evaluate_at_end === "if_none" && done === 0);
+  return periodic || (last && atEnd);
+}
+
+/** The epochs (0-based) after which a run of `config.train.epochs` epochs evaluates. */
+export function evaluationEpochs(config: ExperimentConfig): number[] {
+  const epochs: number[] = [];
+  const total = config.train.epochs;
+  for (let epoch = 0; epoch < total; epoch++) {
+    if (evaluationDue(config.evaluation, epoch, epoch === total - 1, epochs.length)) {
+      epochs.push(epoch);
+    }
+  }
+  return epochs;
+}
+
+/**
+ * The configured evaluation, when {@link evaluationDue} says so.
  * `model_scores` takes the linear protocol's test accuracy, or the kNN
  * accuracy when no linear protocol is configured.
  */
@@ -27,17 +62,10 @@ export function evaluatorFor(
   session: SessionOptions,
 ): Evaluator {
   const evaluation = config.evaluation;
-  const every = evaluation.testing_every_n_epochs;
-  const anything = evaluation.linear !== null || evaluation.few_shot !== null ||
-    evaluation.knn !== null;
   const spec = contrastiveSpecFromConfig(config);
   let groupCounts: number[] | null | undefined;
   return {
-    due(epoch, last) {
-      if (!anything) return false;
-      const periodic = every !== null && (epoch + 1) % every === 0;
-      return periodic || (last && evaluation.evaluate_at_end);
-    },
+    due: (epoch, last, done) => evaluationDue(evaluation, epoch, last, done),
     async run(epoch, values) {
       if (groupCounts === undefined) {
         const reference = evaluation.groups

@@ -28,6 +28,8 @@ export interface ExperimentLog {
   wall_time_seconds: number;
   epochs: EpochRecord[];
   evaluations: EvaluationRecord[];
+  /** The same evaluation of the encoder at its random initialization (epoch -1), if asked for. */
+  random_init_evaluation: EvaluationRecord | null;
   environment: Record<string, unknown>;
 }
 
@@ -56,6 +58,7 @@ export function buildExperimentLog(
     wall_time_seconds: wallSeconds,
     epochs: history,
     evaluations: progress.evaluations,
+    random_init_evaluation: progress.randomInitEvaluation ?? null,
     environment: {
       deno: Deno.version.deno,
       onnxruntime: ort.env.versions?.common ?? "unknown",

@@ -21,6 +21,7 @@ export interface EpochRecord {
 
 /** One evaluation of the encoder. */
 export interface EvaluationRecord {
+  /** The epoch (0-based) after which it ran; -1: before training, at random initialization. */
   epoch: number;
   /** Headline test accuracy in [0, 1] (the ETH `model_scores` entry). */
   accuracy: number;
@@ -45,6 +46,11 @@ export interface RunProgress {
   globalStep: number;
   history: EpochRecord[];
   evaluations: EvaluationRecord[];
+  /**
+   * The encoder judged at its random initialization (`evaluation.random_init_baseline`),
+   * with `epoch` -1; null when not asked for (absent in checkpoints of older versions).
+   */
+  randomInitEvaluation?: EvaluationRecord | null;
   mu: MuScheduleState | null;
   /** Hash of the config the run was started with; a resume with another config is refused. */
   configHash: string;

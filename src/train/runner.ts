@@ -61,6 +61,7 @@ function freshProgress(hash: string, muState: RunProgress["mu"]): RunProgress {
     globalStep: 0,
     history: [],
     evaluations: [],
+    randomInitEvaluation: null,
     mu: muState,
     configHash: hash,
     elapsedSeconds: 0,
@@ -151,6 +152,17 @@ export async function runExperiment(
   let stepsThisSession = 0;
 
   try {
+    if (config.evaluation.random_init_baseline && !progress.randomInitEvaluation) {
+      if (progress.globalStep > 0) {
+        console.error(
+          `${paths.checkpoint} has no random-init evaluation and its weights are trained; ` +
+            "the run goes on without that baseline",
+        );
+      } else {
+        console.error("evaluating the encoder at its random initialization (baseline)");
+        progress.randomInitEvaluation = await evaluator.run(-1, values);
+      }
+    }
     while (progress.epoch < config.train.epochs) {
       const epoch = progress.epoch;
       const epochStart = performance.now();
@@ -254,7 +266,9 @@ export async function runExperiment(
       progress.epochSteps = 0;
 
       const last = progress.epoch === config.train.epochs;
-      if (evaluator.due(epoch, last)) progress.evaluations.push(await evaluator.run(epoch, values));
+      if (evaluator.due(epoch, last, progress.evaluations.length)) {
+        progress.evaluations.push(await evaluator.run(epoch, values));
+      }
       const every = config.train.checkpoint_every_n_epochs;
       progress.elapsedSeconds = elapsed();
       if (last || (every !== null && progress.epoch % every === 0)) {

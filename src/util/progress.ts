@@ -68,7 +68,8 @@ export class ProgressBar {
 }
 
 function formatNumber(v: number): string {
-  if (v === 0 || (Math.abs(v) >= 1e-3 && Math.abs(v) < 1e5)) {
+  if (Number.isInteger(v) && Math.abs(v) < 1e9) return String(v);
+  if (Math.abs(v) >= 1e-3 && Math.abs(v) < 1e5) {
     return v.toFixed(Math.abs(v) >= 100 ? 0 : 4);
   }
   return v.toExponential(2);
