@@ -78,6 +78,19 @@ function cli(dir: string, ...extra: string[]): Deno.ChildProcess {
   }).spawn();
 }
 
+/** Waits (up to 30 s) until a file exists. */
+async function waitFor(path: string): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    try {
+      await Deno.stat(path);
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`${path} did not appear within 30 s`);
+}
+
 async function finish(child: Deno.ChildProcess): Promise<void> {
   const out = await child.output();
   assert(out.success, `run failed: ${new TextDecoder().decode(out.stderr)}`);
@@ -93,15 +106,8 @@ Deno.test("kill -9 mid-run, then --resume: the final log equals an uninterrupted
 
   const crashed = await runFolder();
   const child = cli(crashed);
-  const checkpoint = `${crashed}/checkpoints/resume_check/last.safetensors`;
-  for (let i = 0; i < 600; i++) {
-    try {
-      await Deno.stat(checkpoint);
-      break;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+  // The first log comes right after the first checkpoint (end of epoch 1).
+  await waitFor(`${crashed}/logs/resume_check.json`);
   child.kill("SIGKILL");
   await child.output();
   // Whatever is visible after the crash is whole: the log parses, the checkpoint loads.
@@ -116,8 +122,18 @@ Deno.test("kill -9 mid-run, then --resume: the final log equals an uninterrupted
   await finish(cli(crashed, "--resume"));
   const resumed = await summary(crashed);
   assertEquals(resumed, expected);
-  await Deno.remove(reference, { recursive: true });
-  await Deno.remove(crashed, { recursive: true });
+
+  // Ctrl-C (SIGINT) mid-run: a checkpoint of the step reached, exit code 130, then --resume.
+  const interrupted = await runFolder();
+  const running = cli(interrupted);
+  await waitFor(`${interrupted}/logs/resume_check.json`);
+  running.kill("SIGINT");
+  const stopped = await running.output();
+  assertEquals(stopped.code, 130, new TextDecoder().decode(stopped.stderr));
+  assertEquals((await summary(interrupted)).status, "interrupted");
+  await finish(cli(interrupted, "--resume"));
+  assertEquals(await summary(interrupted), expected);
+  for (const dir of [reference, crashed, interrupted]) await Deno.remove(dir, { recursive: true });
 });
 
 Deno.test("a run stopped mid-epoch (as Ctrl-C does) resumes to the same result", async () => {
