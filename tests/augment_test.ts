@@ -718,17 +718,53 @@ Deno.test("Augmenter draws, runs and normalizes two views", async () => {
   await augmenter.release();
 });
 
-Deno.test("recipe from the config section equals the built-in ETH recipe", () => {
-  const config = resolveAugmentation({ recipe: "eth" }, 32);
-  const recipe = recipeFromConfig(config, CIFAR10_STATS);
-  const eth = ethRecipe();
-  assertEquals(recipe.transforms.map((t) => t.kind), eth.transforms.map((t) => t.kind));
-  const crop = recipe.transforms[0];
-  assert(crop.kind === "random_resized_crop");
-  assertClose(crop.ratio[1], 4 / 3, 1e-9);
-  assertEquals(recipe.transforms.slice(1), eth.transforms.slice(1));
-  const sdclr = recipeFromConfig(resolveAugmentation({ recipe: "sdclr" }, 32));
-  assertEquals(sdclr.transforms, sdclrRecipe().transforms);
+Deno.test("the built-in ETH and SDCLR recipes hold SPEC's parameters", () => {
+  const jitter = {
+    kind: "color_jitter" as const,
+    brightness: 0.4,
+    contrast: 0.4,
+    saturation: 0.4,
+    hue: 0.1,
+  };
+  assertEquals(ethRecipe().transforms, [
+    {
+      kind: "random_resized_crop",
+      size: [32, 32],
+      scale: [0.08, 1],
+      ratio: [0.75, 1.3333333333],
+      interpolation: "bilinear",
+      p: 1,
+    },
+    { kind: "horizontal_flip", p: 0.5 },
+    { ...jitter, p: 0.8 },
+    { kind: "grayscale", p: 0.2 },
+    { kind: "gaussian_blur", kernelSize: 3, sigma: [0.1, 2], p: 0.5 },
+    { kind: "normalize", ...CIFAR10_STATS },
+  ]);
+  const sdclr = sdclrRecipe().transforms;
+  assertEquals(sdclr.map((t) => t.kind), [
+    "random_resized_crop",
+    "horizontal_flip",
+    "color_jitter",
+    "grayscale",
+  ]);
+  assertEquals(sdclr[0], {
+    kind: "random_resized_crop",
+    size: [32, 32],
+    scale: [0.1, 1],
+    ratio: [3 / 4, 4 / 3],
+    interpolation: "bicubic",
+    p: 1,
+  });
+  assertEquals(sdclr[2], { ...jitter, p: 0.8 });
+  // A config's recipe with one parameter changed differs from the built-in in that one place.
+  const config = resolveAugmentation({ recipe: "eth", grayscale: { p: 0.1 } }, 32);
+  const changed = recipeFromConfig(config, CIFAR10_STATS).transforms;
+  assertEquals(changed[3], { kind: "grayscale", p: 0.1 });
+  assertEquals([...changed.slice(0, 3), ...changed.slice(4)], [
+    ...ethRecipe().transforms.slice(0, 3),
+    ...ethRecipe().transforms.slice(4),
+  ]);
 });
 
 Deno.test("bad recipes fail with the transform and the expectation named", async () => {

@@ -24,11 +24,11 @@ Run: /usr/bin/python3 tools/nn_golden.py   (needs python3-torch, numpy)
 import copy
 import json
 import os
-import struct
 
-import numpy as np
 import torch
 import torch.nn as nn
+
+from golden_io import randomize_bn, save_safetensors, scaled_error
 
 # A gradient's error is measured against max(its own scale, GRAD_FLOOR x the largest gradient).
 GRAD_FLOOR = 1e-3
@@ -175,16 +175,6 @@ class EthProjection(nn.Module):
         return getattr(self, f"fc{self.n}")(x)
 
 
-def randomize_bn(model, gen):
-    for m in model.modules():
-        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            c = m.num_features
-            m.weight.data = torch.rand(c, generator=gen) + 0.5
-            m.bias.data = torch.randn(c, generator=gen) * 0.2
-            m.running_mean.data = torch.randn(c, generator=gen) * 0.2
-            m.running_var.data = torch.rand(c, generator=gen) + 0.5
-
-
 def state(model, prefix):
     """Parameters and BN buffers (no num_batches_tracked), float32, prefixed."""
     out = {}
@@ -212,15 +202,6 @@ def forward_backward(model, x, weights):
              if n.endswith("running_mean") or n.endswith("running_var")}
     model.load_state_dict(saved)
     return out_eval.detach(), out_train.detach(), grads, stats
-
-
-def scaled_error(actual, expected, floor=0.0):
-    """max |a - b| / max(max |b|, floor): the error relative to the reference's
-    scale (the floor serves gradients that are zero in exact arithmetic, such
-    as a bias followed by BN)."""
-    expected = expected.double()
-    scale = max(float(expected.abs().max()), floor)
-    return float((actual.double() - expected).abs().max()) / scale
 
 
 def run_case(tensors, case, model, prefix, x, gen, train):
@@ -255,26 +236,6 @@ def run_case(tensors, case, model, prefix, x, gen, train):
                  for n in grads64},
     }
     return train64.float(), torch_f32_error
-
-
-def save_safetensors(path, tensors, metadata):
-    header = {"__metadata__": metadata}
-    offset = 0
-    blobs = []
-    for name, t in tensors.items():
-        arr = np.ascontiguousarray(t.detach().cpu().numpy().astype("<f4"))
-        data = arr.tobytes()
-        header[name] = {"dtype": "F32", "shape": list(arr.shape), "data_offsets": [offset, offset + len(data)]}
-        offset += len(data)
-        blobs.append(data)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * ((8 - len(text) % 8) % 8)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for b in blobs:
-            f.write(b)
 
 
 def main():
@@ -325,7 +286,7 @@ def main():
                 tensors[f"{head_case}:param:{name}"] = t
             _, f32 = run_case(tensors, head_case, head, "head", features, gen, True)
             meta[head_case] = {"head": head_cfg, "params": head_case, "train": True, "torch_f32_error": f32}
-    save_safetensors(OUT, tensors, {"cases": json.dumps(meta), "grad_floor": str(GRAD_FLOOR), "torch": torch.__version__})
+    save_safetensors(OUT, tensors.items(), {"cases": json.dumps(meta), "grad_floor": str(GRAD_FLOOR), "torch": torch.__version__})
     for case, m in meta.items():
         e = m["torch_f32_error"]
         text = f"{case}: torch float32 vs float64 scaled error: eval {e['output_eval']:.2e}"

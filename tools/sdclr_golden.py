@@ -38,12 +38,13 @@ Run: /usr/bin/python3 tools/sdclr_golden.py   (needs python3-torch, numpy)
 import copy
 import json
 import os
-import struct
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from golden_io import randomize_bn, save_safetensors, scaled_error
 
 WIDTH = 1 / 16
 BATCH = 8  # images per view
@@ -185,16 +186,6 @@ def nt_xent(z, tau):
     return -logits[torch.arange(rows), partner] + torch.logsumexp(logits, dim=1)
 
 
-def randomize_bn(model, gen):
-    for m in model.modules():
-        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            c = m.num_features
-            m.weight.data = torch.rand(c, generator=gen) + 0.5
-            m.bias.data = torch.randn(c, generator=gen) * 0.2
-            m.running_mean.data = torch.randn(c, generator=gen) * 0.2
-            m.running_var.data = torch.rand(c, generator=gen) + 0.5
-
-
 def sdclr_masks(model, prune_percent, random_prune_percent=0.0):
     """SDCLR's Mask.magnitudePruning (prune/mask.py), on the encoder's conv weights."""
     convs = [m for m in model.encoder.modules() if isinstance(m, nn.Conv2d)]
@@ -224,37 +215,6 @@ def step(model, view1, view2, mask_by_name):
     optimizer.step()
     new = {n: t.detach().clone() for n, t in model.state_dict().items() if not n.endswith("num_batches_tracked")}
     return loss.detach().reshape(1), per_anchor.detach(), grads, new
-
-
-def scaled_error(actual, expected, floor=0.0):
-    expected = expected.double()
-    scale = max(float(expected.abs().max()), floor)
-    return float((actual.double() - expected).abs().max()) / scale if scale > 0 else 0.0
-
-
-def save_safetensors(path, tensors, metadata):
-    """F32 tensors first, then U8, contiguous (what src/artifacts/safetensors.ts reads)."""
-    header = {"__metadata__": metadata}
-    offset = 0
-    blobs = []
-    ordered = sorted(tensors.items(), key=lambda kv: (kv[1].dtype == torch.uint8, kv[0]))
-    for name, t in ordered:
-        if t.dtype == torch.uint8:
-            arr, code = np.ascontiguousarray(t.numpy()), "U8"
-        else:
-            arr, code = np.ascontiguousarray(t.detach().cpu().numpy().astype("<f4")), "F32"
-        data = arr.tobytes()
-        header[name] = {"dtype": code, "shape": list(arr.shape), "data_offsets": [offset, offset + len(data)]}
-        offset += len(data)
-        blobs.append(data)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * ((8 - len(text) % 8) % 8)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for b in blobs:
-            f.write(b)
 
 
 def main():
@@ -304,7 +264,9 @@ def main():
         "prune": {"prunePercent": PRUNE_PERCENT, "randomPrunePercent": 0, "threshold": threshold,
                   "convWeights": total, "pruned": pruned},
     }
-    save_safetensors(OUT, tensors, {"config": json.dumps(config), "torch_f32_error": json.dumps(f32_error),
+    # F32 tensors first, then U8, each by name (the layout the fixture was made with).
+    ordered = sorted(tensors.items(), key=lambda kv: (kv[1].dtype == torch.uint8, kv[0]))
+    save_safetensors(OUT, ordered, {"config": json.dumps(config), "torch_f32_error": json.dumps(f32_error),
                                     "grad_floor": str(GRAD_FLOOR), "torch": torch.__version__})
     print(f"loss {float(loss64):.8f}; masks prune {pruned}/{total} conv weights (threshold {threshold:.6g})")
     print(f"torch float32 vs float64 scaled error: loss {f32_error['loss']:.2e}, "

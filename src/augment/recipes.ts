@@ -7,7 +7,7 @@
  * resampling), then colour ops and blur in list order, then normalization;
  * {@link planRecipe} rejects a recipe whose order it cannot apply exactly.
  */
-import type { AugmentationConfig } from "../config/augmentation.ts";
+import { type AugmentationConfig, recipeParams } from "../config/augmentation.ts";
 
 /**
  * Luma weights of grayscale, contrast and saturation: ITU-R 601 as PIL's `convert("L")`, which
@@ -151,50 +151,20 @@ const JITTER_04: Omit<ColorJitterSpec, "p"> = {
 /**
  * ETH (SPEC §A): RandomResizedCrop(size, scale 0.08–1, ratio 3/4–4/3), flip p .5,
  * ColorJitter(.4, .4, .4, .1) p .8, grayscale p .2, GaussianBlur(3, σ 0.1–2) p .5,
- * normalize with the data set's statistics.
+ * normalize with the data set's statistics. The parameters are the config recipe's
+ * (`augmentation.recipe: eth`, src/config/augmentation.ts).
  */
 export function ethRecipe(stats: ChannelStats = CIFAR10_STATS, size = 32): Recipe {
-  return {
-    name: "eth",
-    transforms: [
-      {
-        kind: "random_resized_crop",
-        size: [size, size],
-        scale: [0.08, 1],
-        ratio: [3 / 4, 4 / 3],
-        interpolation: "bilinear",
-        p: 1,
-      },
-      { kind: "horizontal_flip", p: 0.5 },
-      { ...JITTER_04, p: 0.8 },
-      { kind: "grayscale", p: 0.2 },
-      { kind: "gaussian_blur", kernelSize: 3, sigma: [0.1, 2], p: 0.5 },
-      { kind: "normalize", mean: stats.mean, std: stats.std },
-    ],
-  };
+  return recipeFromConfig({ recipe: "eth", ...recipeParams("eth", size) }, stats);
 }
 
 /**
  * SDCLR on CIFAR (SPEC §B): RandomResizedCrop(size, scale 0.1–1, bicubic), flip,
  * ColorJitter(.4, .4, .4, .1) p .8, grayscale p .2. Ends at [0, 1]: the model normalizes.
+ * The parameters are the config recipe's (`augmentation.recipe: sdclr`).
  */
 export function sdclrRecipe(size = 32): Recipe {
-  return {
-    name: "sdclr",
-    transforms: [
-      {
-        kind: "random_resized_crop",
-        size: [size, size],
-        scale: [0.1, 1],
-        ratio: [3 / 4, 4 / 3],
-        interpolation: "bicubic",
-        p: 1,
-      },
-      { kind: "horizontal_flip", p: 0.5 },
-      { ...JITTER_04, p: 0.8 },
-      { kind: "grayscale", p: 0.2 },
-    ],
-  };
+  return recipeFromConfig({ recipe: "sdclr", ...recipeParams("sdclr", size) });
 }
 
 /**

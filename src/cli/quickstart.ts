@@ -4,17 +4,14 @@
  * `--supervised` keeps the first quickstart: a small CNN trained with cross-entropy.
  */
 import { loadCifar } from "../data/cifar.ts";
-import { loadConfig } from "../config/mod.ts";
-import { resolveDevice } from "../runtime/device.ts";
-import { runExperiment } from "../train/runner.ts";
 import type { ExperimentLog } from "../train/log.ts";
 import type { EvaluationRecord } from "../train/run_state.ts";
 import { trainSupervised } from "../train/supervised.ts";
 import type { Device } from "../runtime/session.ts";
 import { type Command, type CommandArgs, numberOption } from "./commands.ts";
 import { UsageError } from "./errors.ts";
-import { configOverrideOptions, overridesFromArgs } from "./overrides.ts";
-import { printRunSummary } from "./run.ts";
+import { configOverrideOptions } from "./overrides.ts";
+import { runFromArgs } from "./run.ts";
 
 /** Where the bundled CIFAR-10 subset lives, relative to the repository root. */
 export const BUNDLED_CIFAR10 = new URL("../../data/cifar10-mini", import.meta.url).pathname;
@@ -43,13 +40,7 @@ export const quickstartCommand: Command = {
   async run(args) {
     if (args.values.supervised) return await supervisedQuickstart(args);
     const start = performance.now();
-    const loaded = await loadConfig(QUICKSTART_CONFIG, overridesFromArgs(args));
-    const { device } = await resolveDevice(loaded.config.device);
-    const log = await runExperiment(loaded, {
-      resume: Boolean(args.values.resume),
-      session: { device, threads: numberOption(args, "threads") },
-    });
-    printRunSummary(loaded, log);
+    const log = await runFromArgs(QUICKSTART_CONFIG, args);
     if (log.status !== "finished") return 130;
     console.log(comparisonTable(log));
     console.log(`time: ${((performance.now() - start) / 1000).toFixed(1)} s`);

@@ -2,7 +2,7 @@
 import { loadConfig } from "../config/mod.ts";
 import { resolveDevice } from "../runtime/device.ts";
 import { runExperiment } from "../train/runner.ts";
-import { type Command, numberOption } from "./commands.ts";
+import { type Command, type CommandArgs, numberOption } from "./commands.ts";
 import { UsageError } from "./errors.ts";
 import type { LoadedConfig } from "../config/mod.ts";
 import type { ExperimentLog } from "../train/log.ts";
@@ -36,16 +36,25 @@ export const runCommand: Command = {
   async run(args) {
     const path = args.positionals[0];
     if (!path) throw new UsageError("run: give a config file, e.g. `run config/quickstart.yaml`");
-    const loaded = await loadConfig(path, overridesFromArgs(args));
-    const { device } = await resolveDevice(loaded.config.device);
-    const log = await runExperiment(loaded, {
-      resume: Boolean(args.values.resume),
-      session: { device, threads: numberOption(args, "threads") },
-    });
-    printRunSummary(loaded, log);
+    const log = await runFromArgs(path, args);
     return log.status === "finished" ? 0 : 130;
   },
 };
+
+/**
+ * Loads a config with the command line's overrides, runs (or with `--resume` continues)
+ * its experiment on `--threads`, and prints the summary.
+ */
+export async function runFromArgs(path: string, args: CommandArgs): Promise<ExperimentLog> {
+  const loaded = await loadConfig(path, overridesFromArgs(args));
+  const { device } = await resolveDevice(loaded.config.device);
+  const log = await runExperiment(loaded, {
+    resume: Boolean(args.values.resume),
+    session: { device, threads: numberOption(args, "threads") },
+  });
+  printRunSummary(loaded, log);
+  return log;
+}
 
 /** Prints where a run's log and report are, its test accuracies, the random-init baseline and groups. */
 export function printRunSummary(loaded: LoadedConfig, log: ExperimentLog): void {

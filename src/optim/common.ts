@@ -5,7 +5,7 @@
 import { formatShape, type Tensor } from "../onnx/graph.ts";
 import * as ops from "../onnx/ops.ts";
 import { type DType, isFloat } from "../onnx/dtype.ts";
-import type { ParamMeta } from "./types.ts";
+import type { GraphOptimizer, ParamMeta } from "./types.ts";
 
 /** Throws unless grad and every state tensor match the parameter's dtype and shape. */
 export function checkOperands(
@@ -112,4 +112,36 @@ export function checkBetas(where: string, value: unknown): [number, number] {
 /** ‖x‖₂ over all elements, as a scalar. */
 export function l2Norm(x: Tensor): Tensor {
   return ops.sqrt(ops.reduceSumSquare(x, undefined, false));
+}
+
+/**
+ * An optimizer of torch SGD's shape (dampening 0): `gradient` turns each parameter's
+ * gradient into the step direction g (weight decay, LARS scaling...); then
+ * buf ← momentum·buf + g (buf starts at 0), d ← nesterov ? g + momentum·buf : buf
+ * (d = g when momentum is 0), p ← p − lr·d, in a `<kind>/<param>` scope.
+ * State: ["momentum"] when momentum > 0, else none. Scalar inputs: ["lr"].
+ */
+export function momentumSgd(
+  kind: "sgd" | "lars",
+  momentum: number,
+  nesterov: boolean,
+  gradient: (param: Tensor, grad: Tensor, meta: ParamMeta) => Tensor,
+): GraphOptimizer {
+  const stateSlots = momentum > 0 ? ["momentum"] : [];
+  return {
+    kind,
+    stateSlots,
+    scalarInputs: ["lr"],
+    update(param, grad, state, scalars, meta) {
+      checkOperands(kind, param, grad, state, stateSlots, meta);
+      const lr = scalarInput(kind, scalars, "lr", param.dtype);
+      return param.graph.scope(`${kind}/${meta.name}`, () => {
+        const g = gradient(param, grad, meta);
+        if (momentum === 0) return { param: ops.sub(param, ops.mul(g, lr), "param"), state: [] };
+        const buf = ops.add(ops.mul(state[0], momentum), g, "momentum");
+        const direction = nesterov ? ops.add(g, ops.mul(buf, momentum)) : buf;
+        return { param: ops.sub(param, ops.mul(direction, lr), "param"), state: [buf] };
+      });
+    },
+  };
 }

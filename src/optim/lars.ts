@@ -1,8 +1,8 @@
 /** LARS (layer-wise adaptive rate scaling) as a wrapper over SGD with momentum. */
 import type { Tensor } from "../onnx/graph.ts";
 import * as ops from "../onnx/ops.ts";
-import { checkBoolean, checkNumber, checkOperands, l2Norm, scalarInput } from "./common.ts";
-import type { GraphOptimizer, LarsConfig, ParamMeta } from "./types.ts";
+import { checkBoolean, checkNumber, l2Norm, momentumSgd } from "./common.ts";
+import type { GraphOptimizer, LarsConfig } from "./types.ts";
 
 /**
  * LARS in the form SimCLR uses (the LARS wrapper that rescales the gradient
@@ -29,32 +29,11 @@ export function createLars(config: LarsConfig, where = "optimizer"): GraphOptimi
   const eta = checkNumber(where, "trustCoefficient", config.trustCoefficient, 0);
   if (eta === 0) throw new Error(`${where}.trustCoefficient: expected a number > 0, got 0`);
   const excludeBnAndBias = checkBoolean(where, "excludeBnAndBias", config.excludeBnAndBias, true);
-  const stateSlots = momentum > 0 ? ["momentum"] : [];
-  return {
-    kind: "lars",
-    stateSlots,
-    scalarInputs: ["lr"],
-    update(
-      param: Tensor,
-      grad: Tensor,
-      state: Tensor[],
-      scalars: Record<string, Tensor>,
-      meta: ParamMeta,
-    ) {
-      checkOperands("lars", param, grad, state, stateSlots, meta);
-      const lr = scalarInput("lars", scalars, "lr", param.dtype);
-      return param.graph.scope(`lars/${meta.name}`, () => {
-        let g = grad;
-        if (!(excludeBnAndBias && meta.isBnOrBias)) {
-          if (weightDecay > 0) g = ops.add(g, ops.mul(param, weightDecay));
-          g = ops.mul(g, trustRatio(param, g, eta), "scaled_grad");
-        }
-        if (momentum === 0) return { param: ops.sub(param, ops.mul(g, lr), "param"), state: [] };
-        const buf = ops.add(ops.mul(state[0], momentum), g, "momentum");
-        return { param: ops.sub(param, ops.mul(buf, lr), "param"), state: [buf] };
-      });
-    },
-  };
+  return momentumSgd("lars", momentum, false, (param, grad, meta) => {
+    if (excludeBnAndBias && meta.isBnOrBias) return grad;
+    const g = weightDecay > 0 ? ops.add(grad, ops.mul(param, weightDecay)) : grad;
+    return ops.mul(g, trustRatio(param, g, eta), "scaled_grad");
+  });
 }
 
 /** η·‖p‖/‖g‖ where both norms are positive, else 1 (a scalar). */

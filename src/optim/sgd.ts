@@ -1,8 +1,7 @@
 /** SGD with momentum, weight decay and Nesterov, as torch.optim.SGD. */
-import type { Tensor } from "../onnx/graph.ts";
 import * as ops from "../onnx/ops.ts";
-import { checkBoolean, checkNumber, checkOperands, scalarInput } from "./common.ts";
-import type { GraphOptimizer, ParamMeta, SgdConfig } from "./types.ts";
+import { checkBoolean, checkNumber, momentumSgd } from "./common.ts";
+import type { GraphOptimizer, SgdConfig } from "./types.ts";
 
 /**
  * SGD as torch.optim.SGD with dampening 0, per parameter p with gradient g:
@@ -28,27 +27,10 @@ export function createSgd(config: SgdConfig, where = "optimizer"): GraphOptimize
   if (nesterov && momentum === 0) {
     throw new Error(`${where}.nesterov: Nesterov momentum needs momentum > 0, got momentum 0`);
   }
-  const stateSlots = momentum > 0 ? ["momentum"] : [];
-  return {
-    kind: "sgd",
-    stateSlots,
-    scalarInputs: ["lr"],
-    update(
-      param: Tensor,
-      grad: Tensor,
-      state: Tensor[],
-      scalars: Record<string, Tensor>,
-      meta: ParamMeta,
-    ) {
-      checkOperands("sgd", param, grad, state, stateSlots, meta);
-      const lr = scalarInput("sgd", scalars, "lr", param.dtype);
-      return param.graph.scope(`sgd/${meta.name}`, () => {
-        const g = weightDecay > 0 ? ops.add(grad, ops.mul(param, weightDecay)) : grad;
-        if (momentum === 0) return { param: ops.sub(param, ops.mul(g, lr)), state: [] };
-        const buf = ops.add(ops.mul(state[0], momentum), g, "momentum");
-        const direction = nesterov ? ops.add(g, ops.mul(buf, momentum)) : buf;
-        return { param: ops.sub(param, ops.mul(direction, lr), "param"), state: [buf] };
-      });
-    },
-  };
+  return momentumSgd(
+    "sgd",
+    momentum,
+    nesterov,
+    (param, grad) => weightDecay > 0 ? ops.add(grad, ops.mul(param, weightDecay)) : grad,
+  );
 }
