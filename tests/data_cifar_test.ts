@@ -120,7 +120,7 @@ Deno.test("loadCifar says where it looked when nothing is there", async () => {
       (error: Error) => {
         assert.match(error.message, including(`${dir}/cifar-100-binary (binary)`).message);
         assert.match(error.message, including(`${dir}/cifar-100-python (python)`).message);
-        assert.match(error.message, including("data fetch --dataset cifar100").message);
+        assert.match(error.message, including("data fetch cifar100 --dir").message);
         return true;
       },
     );

@@ -174,7 +174,7 @@ export async function findCifarFiles(
   }
   throw new Error(
     `no ${options.dataset} ${options.split} files found; looked in ${looked.join(", ")}. ` +
-      `Run \`deno run -A mod.ts data fetch --dataset ${options.dataset} --dir ${options.dir}\` ` +
+      `Run \`deno run -A mod.ts data fetch ${options.dataset} --dir ${options.dir}\` ` +
       `or unpack the official archive there.`,
   );
 }
