@@ -40,7 +40,7 @@ export const quickstartCommand: Command = {
   async run(args) {
     if (args.values.supervised) return await supervisedQuickstart(args);
     const start = performance.now();
-    const log = await runFromArgs(QUICKSTART_CONFIG, args);
+    const { log } = await runFromArgs(QUICKSTART_CONFIG, args);
     if (log.status !== "finished") return 130;
     console.log(comparisonTable(log));
     console.log(`time: ${((performance.now() - start) / 1000).toFixed(1)} s`);

@@ -1,4 +1,8 @@
-/** `run <config.yaml>`: a whole experiment (pretrain, evaluate, log), resumable. */
+/**
+ * `run <config.yaml>...`: whole experiments (pretrain, evaluate, log), resumable; several
+ * configs (e.g. the five splits of an SDCLR setting) run in turn and end with their
+ * mean ± std summary, as `analyse` prints it.
+ */
 import { loadConfig } from "../config/mod.ts";
 import { resolveDevice } from "../runtime/device.ts";
 import { runExperiment } from "../train/runner.ts";
@@ -7,6 +11,10 @@ import { UsageError } from "./errors.ts";
 import type { LoadedConfig } from "../config/mod.ts";
 import type { ExperimentLog } from "../train/log.ts";
 import { configOverrideOptions, overridesFromArgs } from "./overrides.ts";
+import { analyseRuns, formatAnalysis, readRunLog } from "../report/mod.ts";
+import { runPaths } from "../train/paths.ts";
+import { findFiles } from "../util/find_files.ts";
+import { join } from "node:path";
 
 interface GroupReport {
   groups: { name: string; accuracy: number }[];
@@ -23,7 +31,7 @@ export const runCommand: Command = {
   name: "run",
   summary: "run an experiment from a YAML config (ours or the ETH format): pretrain, evaluate, log",
   usage:
-    "<config.yaml> [--resume] [--set key=value ...] [--epochs N] [--device cpu|cuda|auto] [--data-dir D]",
+    "<config.yaml | directory | 'glob'>... [--resume] [--set key=value ...] [--epochs N] [--device cpu|cuda|auto] [--data-dir D]",
   options: {
     resume: { type: "boolean", description: "continue from the run's last checkpoint" },
     threads: {
@@ -34,18 +42,54 @@ export const runCommand: Command = {
     ...configOverrideOptions,
   },
   async run(args) {
-    const path = args.positionals[0];
-    if (!path) throw new UsageError("run: give a config file, e.g. `run config/quickstart.yaml`");
-    const log = await runFromArgs(path, args);
-    return log.status === "finished" ? 0 : 130;
+    if (args.positionals.length === 0) {
+      throw new UsageError("run: give a config file, e.g. `run config/quickstart.yaml`");
+    }
+    const paths = await findFiles(args.positionals, {
+      extensions: [".yaml", ".yml"],
+      what: "config files (.yaml, .yml)",
+    });
+    if (paths.length > 1) await checkDistinctLogs(paths, args);
+    const logPaths: string[] = [];
+    for (const [i, path] of paths.entries()) {
+      if (paths.length > 1) console.log(`== ${i + 1}/${paths.length}: ${path}`);
+      const { loaded, log } = await runFromArgs(path, args);
+      if (log.status !== "finished") return 130;
+      logPaths.push(runPaths(loaded.config).log);
+    }
+    if (paths.length > 1) {
+      const runs = [];
+      for (const path of logPaths) runs.push(await readRunLog(path));
+      console.log(`\n${formatAnalysis(analyseRuns(runs))}`);
+    }
+    return 0;
   },
 };
+
+/** Every config loads (a typo in the last one shows before hours of training) and logs apart. */
+async function checkDistinctLogs(paths: string[], args: CommandArgs): Promise<void> {
+  const owner = new Map<string, string>();
+  for (const path of paths) {
+    const { config } = await loadConfig(path, overridesFromArgs(args));
+    const log = join(config.output.log_dir, `${config.experiment}.json`);
+    const earlier = owner.get(log);
+    if (earlier) {
+      throw new UsageError(
+        `${earlier} and ${path} would both write ${log}; give them different experiment names`,
+      );
+    }
+    owner.set(log, path);
+  }
+}
 
 /**
  * Loads a config with the command line's overrides, runs (or with `--resume` continues)
  * its experiment on `--threads`, and prints the summary.
  */
-export async function runFromArgs(path: string, args: CommandArgs): Promise<ExperimentLog> {
+export async function runFromArgs(
+  path: string,
+  args: CommandArgs,
+): Promise<{ loaded: LoadedConfig; log: ExperimentLog }> {
   const loaded = await loadConfig(path, overridesFromArgs(args));
   const { device } = await resolveDevice(loaded.config.device);
   const log = await runExperiment(loaded, {
@@ -53,7 +97,7 @@ export async function runFromArgs(path: string, args: CommandArgs): Promise<Expe
     session: { device, threads: numberOption(args, "threads") },
   });
   printRunSummary(loaded, log);
-  return log;
+  return { loaded, log };
 }
 
 /** Prints where a run's log and report are, its test accuracies, the random-init baseline and groups. */

@@ -4,13 +4,12 @@
  * `average_training_loss_per_epoch`, `model_scores`; Python wrote NaN for a
  * diverged loss, which plain JSON cannot read).
  */
-import { glob } from "node:fs/promises";
-import { join } from "node:path";
 import JSON5 from "json5";
 import { z } from "zod";
 import { type ExperimentConfig, parseConfigDocument } from "../config/mod.ts";
 import { zodProblems } from "../config/errors.ts";
 import type { ExperimentLog } from "../train/log.ts";
+import { findFiles } from "../util/find_files.ts";
 
 /** The ETH fields every log has. */
 type EthFields = "experiment" | "config" | "average_training_loss_per_epoch" | "model_scores";
@@ -134,8 +133,6 @@ export async function readRunLog(path: string): Promise<RunLog> {
   return parseRunLog(parseJson(text, path), path);
 }
 
-const GLOB_CHARS = /[*?[\]{}]/;
-
 /**
  * The log files named by `inputs`: files as given, directories by their
  * `*.json` files, glob patterns (`*`, `?`, `[...]`, `{a,b}`, `**`) by what
@@ -143,33 +140,5 @@ const GLOB_CHARS = /[*?[\]{}]/;
  * names nothing is an error naming it.
  */
 export async function findLogFiles(inputs: readonly string[]): Promise<string[]> {
-  const found = new Set<string>();
-  for (const input of inputs) {
-    let matches: string[];
-    if (GLOB_CHARS.test(input)) {
-      matches = [];
-      for await (const path of glob(input)) matches.push(path);
-      matches = matches.filter((p) => p.endsWith(".json"));
-      if (matches.length === 0) throw new Error(`${input}: no .json files match this pattern`);
-    } else {
-      let info: Deno.FileInfo;
-      try {
-        info = await Deno.stat(input);
-      } catch {
-        throw new Error(`${input}: no such file or directory`);
-      }
-      if (info.isDirectory) {
-        matches = [];
-        for await (const entry of Deno.readDir(input)) {
-          if (entry.isFile && entry.name.endsWith(".json")) matches.push(join(input, entry.name));
-        }
-        if (matches.length === 0) throw new Error(`${input}: a directory without .json logs`);
-      } else {
-        matches = [input];
-      }
-    }
-    matches.sort(new Intl.Collator("en", { numeric: true }).compare);
-    for (const path of matches) found.add(path);
-  }
-  return [...found];
+  return await findFiles(inputs, { extensions: [".json"], what: ".json files" });
 }
