@@ -17,7 +17,7 @@ function usage(): string {
     "contrastive-onnx: contrastive self-supervised pretraining trained through ONNX Runtime",
     "",
     "usage: deno run -A mod.ts <command> [options]",
-    "       deno run -A mod.ts <config.yaml> [options]   (same as `run <config.yaml>`)",
+    "       deno run -A mod.ts <config.yaml>... [options]   (same as `run <config.yaml>...`)",
     "",
     "commands:",
     ...lines,
