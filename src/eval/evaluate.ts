@@ -85,8 +85,15 @@ export async function evaluateEncoder(
   let trainFeatures: FeatureSet | null = null;
   let testFeatures: FeatureSet | null = null;
   const features = async () => {
-    trainFeatures ??= await extractFeatures(encoder, data.train, extract);
-    testFeatures ??= await extractFeatures(encoder, data.test, extract);
+    const bar = (split: string) => options.progress ? `features ${split}` : undefined;
+    trainFeatures ??= await extractFeatures(encoder, data.train, {
+      ...extract,
+      progress: bar("train"),
+    });
+    testFeatures ??= await extractFeatures(encoder, data.test, {
+      ...extract,
+      progress: bar("test"),
+    });
     return { train: trainFeatures, test: testFeatures };
   };
   const probeExtra = {

@@ -10,6 +10,7 @@ import type { HostTensor } from "../runtime/host_tensor.ts";
 import { Session, type SessionOptions } from "../runtime/session.ts";
 import { imageBatch } from "../train/supervised.ts";
 import type { Rng } from "../util/rng.ts";
+import { ProgressBar } from "../util/progress.ts";
 
 /** A frozen encoder: images [B, 3, H, W] float32 → features [B, D], row-major. */
 export interface Encoder {
@@ -103,6 +104,8 @@ export interface ExtractOptions {
   indices?: ArrayLike<number>;
   /** Number of classes (default `data.classes.length`). */
   classCount?: number;
+  /** Label of a progress bar on stderr over the images (default: no bar). */
+  progress?: string;
 }
 
 /** Features of (a subset of) a data set, batched through the encoder. */
@@ -122,6 +125,7 @@ export async function extractFeatures(
   for (let i = 0; i < count; i++) labels[i] = data.labels[indices[i]];
   let features: Float32Array | null = null;
   let dim = 0;
+  const bar = options.progress ? new ProgressBar(options.progress, count) : null;
   for (let start = 0; start < count; start += batchSize) {
     const idx = Array.from(
       { length: Math.min(batchSize, count - start) },
@@ -143,7 +147,9 @@ export async function extractFeatures(
       );
     }
     features.set(batch, start * dim);
+    bar?.tick(idx.length, { "images/s": Math.round((start + idx.length) / bar.seconds()) });
   }
+  bar?.finish({ "images/s": Math.round(count / (bar?.seconds() ?? 1)) });
   return {
     features: features!,
     labels,

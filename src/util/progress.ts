@@ -43,6 +43,11 @@ export class ProgressBar {
     }
   }
 
+  /** Seconds since the bar was created. */
+  seconds(): number {
+    return (performance.now() - this.#start) / 1000;
+  }
+
   /** The bar as text. */
   render(fields: Record<string, string | number> = {}): string {
     const fraction = this.total > 0 ? this.#done / this.total : 1;
