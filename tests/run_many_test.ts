@@ -6,6 +6,7 @@
 import { assert, assertEquals } from "./assert.ts";
 import { encodeInt64Npy } from "../src/data/npy.ts";
 import { main } from "../mod.ts";
+import { loadCifar } from "../src/data/cifar.ts";
 
 const CONFIG = (dir: string, split: number, experiment = `tiny_split${split}`) => `
 experiment: ${experiment}
@@ -99,6 +100,32 @@ Deno.test("run with several configs refuses clashing log names and bad configs b
     }
     const logs = [...Deno.readDirSync(dir)].map((e) => e.name);
     assert(!logs.includes("logs"), `nothing trained: ${logs.join(", ")}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("balanced pretraining data: no rare-class diagnostics in the log or the report", async () => {
+  const dir = await folder();
+  try {
+    const train = await loadCifar({ dataset: "cifar10", split: "train", dir: "data/cifar10-mini" });
+    const perClass = new Map<number, number[]>();
+    train.labels.forEach((label, i) => perClass.set(label, [...(perClass.get(label) ?? []), i]));
+    const balanced = [...perClass.values()].flatMap((indices) => indices.slice(0, 3));
+    assertEquals(balanced.length, 30);
+    await Deno.writeFile(`${dir}/data/split1.npy`, encodeInt64Npy(balanced));
+    const { code, out } = await captured(["run", `${dir}/tiny_split1.yaml`, "--threads", "1"]);
+    assertEquals(code, 0, out);
+    const log = JSON.parse(await Deno.readTextFile(`${dir}/logs/tiny_split1.json`));
+    assertEquals(log.epochs[0].diagnostics, undefined, "every class equally rare");
+    const html = await Deno.readTextFile(`${dir}/logs/tiny_split1.html`);
+    assert(!html.includes("diagnostics"), "no diagnostics section");
+
+    const skewed = [...balanced, ...perClass.get(0)!.slice(3, 13)];
+    await Deno.writeFile(`${dir}/data/split1.npy`, encodeInt64Npy(skewed));
+    assertEquals((await captured(["run", `${dir}/tiny_split1.yaml`, "--threads", "1"])).code, 0);
+    const skewedLog = JSON.parse(await Deno.readTextFile(`${dir}/logs/tiny_split1.json`));
+    assertEquals(skewedLog.epochs[0].diagnostics.rareClasses.rareClasses, [1, 2, 3]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

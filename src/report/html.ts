@@ -193,8 +193,10 @@ async function diagnosticsSection(
   add("rare-class loss share", (e) => num(rare(e)?.lossShare));
   add("rare-class sample share", (e) => num(rare(e)?.sampleShare));
   if (series.length === 0) return "";
+  const hasMasks = epochs.some((e) => num(e.diagnostics!.sparsity) !== null);
+  const title = hasMasks ? "SDCLR diagnostics" : "Rare-class diagnostics";
   const chart = await lineChartSvg({
-    title: "SDCLR diagnostics",
+    title,
     ...epochAxis,
     yTitle: "%",
     series,
@@ -204,9 +206,9 @@ async function diagnosticsSection(
     .map(([name, value]) => [name, num(value)] as const);
   const layers = layerValues.map(([name, value]) => [name, pct(value)]);
   const lastRare = rare(last);
-  const rows: string[][] = [
-    ["mask sparsity (%)", pct(num(last.diagnostics!.sparsity))],
-  ];
+  const rows: string[][] = hasMasks
+    ? [["mask sparsity (%)", pct(num(last.diagnostics!.sparsity))]]
+    : [];
   const values = layerValues.flatMap(([, v]) => (v === null ? [] : [v]));
   if (values.length > 0) {
     rows.push([
@@ -230,7 +232,7 @@ async function diagnosticsSection(
     }</details>`
     : "";
   return section(
-    "SDCLR diagnostics",
+    title,
     `<div class="plot">${chart}</div>\n<p>Last epoch (${last.epoch}):</p>${
       table(["diagnostic", "value"], rows)
     }${layerTable}`,

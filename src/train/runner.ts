@@ -136,11 +136,12 @@ export async function runExperiment(
     width: data.pretrain.width,
   });
   const evaluator = options.evaluator ?? evaluatorFor(config, data, options.session);
-  // Share of the loss carried by the rarest classes' samples (labels are used for logging only).
-  const rare = new RareClassLossShare(
-    classCounts(data.pretrain.labels, data.classes),
-    rareClassCount(config, data.classes),
-  );
+  // Share of the loss carried by the rarest classes' samples (labels are used for logging only);
+  // on balanced data no class is rarer than another, so there is nothing to follow.
+  const counts = classCounts(data.pretrain.labels, data.classes);
+  const rare = counts.some((n) => n !== counts[0])
+    ? new RareClassLossShare(counts, rareClassCount(config, data.classes))
+    : null;
   const sessionStart = performance.now();
   const earlierSessions = progress.elapsedSeconds;
   const elapsed = () => earlierSessions + (performance.now() - sessionStart) / 1000;
@@ -174,8 +175,8 @@ export async function runExperiment(
         ? null
         : new ProgressBar(`epoch ${epoch + 1}/${config.train.epochs}`, iterations);
       bar?.tick(progress.stepInEpoch);
-      rare.reset();
-      if (progress.epochClassLoss && progress.epochClassAnchors) {
+      rare?.reset();
+      if (rare && progress.epochClassLoss && progress.epochClassAnchors) {
         rare.restore(progress.epochClassLoss, progress.epochClassAnchors);
       }
 
@@ -208,7 +209,7 @@ export async function runExperiment(
             }, step ${progress.stepInEpoch}: the loss is ${result.loss}; stopped (the last checkpoint is kept)`,
           );
         }
-        rare.add(result.extras.per_anchor_loss.data as Float32Array, b.labels);
+        rare?.add(result.extras.per_anchor_loss.data as Float32Array, b.labels);
         progress.epochLossSum += result.loss;
         progress.epochSteps++;
         progress.stepInEpoch++;
@@ -223,9 +224,9 @@ export async function runExperiment(
         });
         if (stopRequested || stepsThisSession === options.stopAfterSteps) {
           progress.mu = mu?.state() ?? null;
-          const sums = rare.result();
-          progress.epochClassLoss = sums.classLoss;
-          progress.epochClassAnchors = sums.classAnchors;
+          const sums = rare?.result();
+          progress.epochClassLoss = sums?.classLoss ?? null;
+          progress.epochClassAnchors = sums?.classAnchors ?? null;
           progress.elapsedSeconds = elapsed();
           await saveRunCheckpoint(paths.checkpoint, values, progress);
           const interrupted = log("interrupted");
@@ -242,9 +243,11 @@ export async function runExperiment(
       const loss = progress.epochLossSum / progress.epochSteps;
       bar?.finish({ loss });
       const diagnostics = spec.method.name === "sdclr"
-        ? epochDiagnostics(maskArrays(masks), rare)
-        : { rareClasses: rare.result() };
-      if ("sparsity" in diagnostics) {
+        ? epochDiagnostics(maskArrays(masks), rare ?? undefined)
+        : rare
+        ? { rareClasses: rare.result() }
+        : null;
+      if (diagnostics && "sparsity" in diagnostics) {
         console.error(`epoch ${epoch + 1}: ${formatDiagnostics(diagnostics)}`);
       }
       progress.history.push({
@@ -254,7 +257,7 @@ export async function runExperiment(
         lr: progress.epochLr,
         viewsPerSecond: views / seconds,
         seconds,
-        diagnostics: diagnostics as unknown as Record<string, unknown>,
+        ...(diagnostics ? { diagnostics: diagnostics as unknown as Record<string, unknown> } : {}),
       });
       progress.epochClassLoss = null;
       progress.epochClassAnchors = null;
