@@ -1,10 +1,4 @@
-import {
-  assert,
-  assertAllClose,
-  assertClose,
-  assertEquals,
-  assertThrowsMessage,
-} from "./assert.ts";
+import { assert, assertAllClose, assertEquals, assertThrowsMessage } from "./assert.ts";
 import {
   augmentationGraph,
   Augmenter,
