@@ -6,7 +6,7 @@
 import { assert, assertEquals } from "./assert.ts";
 import { encodeInt64Npy } from "../src/data/npy.ts";
 import { main } from "../mod.ts";
-import { loadCifar } from "../src/data/cifar.ts";
+import { miniCifarIndicesByClass, miniCifarRunFolder } from "./mini_cifar.ts";
 
 const CONFIG = (dir: string, split: number, experiment = `tiny_split${split}`) => `
 experiment: ${experiment}
@@ -25,12 +25,7 @@ output: { log_dir: ${dir}/logs, checkpoint_dir: ${dir}/checkpoints }
 `;
 
 async function folder(): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "run_many_" });
-  const data = `${dir}/data/cifar-10-batches-bin`;
-  await Deno.mkdir(data, { recursive: true });
-  for (const name of ["data_batch_1.bin", "test_batch.bin", "batches.meta.txt"]) {
-    await Deno.symlink(`${Deno.cwd()}/data/cifar10-mini/${name}`, `${data}/${name}`);
-  }
+  const dir = await miniCifarRunFolder("run_many_");
   for (const split of [1, 2]) {
     const indices = Array.from({ length: 32 }, (_, i) => 11 * i + split);
     await Deno.writeFile(`${dir}/data/split${split}.npy`, encodeInt64Npy(indices));
@@ -108,10 +103,8 @@ Deno.test("run with several configs refuses clashing log names and bad configs b
 Deno.test("balanced pretraining data: no rare-class diagnostics in the log or the report", async () => {
   const dir = await folder();
   try {
-    const train = await loadCifar({ dataset: "cifar10", split: "train", dir: "data/cifar10-mini" });
-    const perClass = new Map<number, number[]>();
-    train.labels.forEach((label, i) => perClass.set(label, [...(perClass.get(label) ?? []), i]));
-    const balanced = [...perClass.values()].flatMap((indices) => indices.slice(0, 3));
+    const byClass = await miniCifarIndicesByClass();
+    const balanced = byClass.flatMap((indices) => indices.slice(0, 3));
     assertEquals(balanced.length, 30);
     await Deno.writeFile(`${dir}/data/split1.npy`, encodeInt64Npy(balanced));
     const { code, out } = await captured(["run", `${dir}/tiny_split1.yaml`, "--threads", "1"]);
@@ -121,7 +114,7 @@ Deno.test("balanced pretraining data: no rare-class diagnostics in the log or th
     const html = await Deno.readTextFile(`${dir}/logs/tiny_split1.html`);
     assert(!html.includes("diagnostics"), "no diagnostics section");
 
-    const skewed = [...balanced, ...perClass.get(0)!.slice(3, 13)];
+    const skewed = [...balanced, ...byClass[0].slice(3, 13)];
     await Deno.writeFile(`${dir}/data/split1.npy`, encodeInt64Npy(skewed));
     assertEquals((await captured(["run", `${dir}/tiny_split1.yaml`, "--threads", "1"])).code, 0);
     const skewedLog = JSON.parse(await Deno.readTextFile(`${dir}/logs/tiny_split1.json`));

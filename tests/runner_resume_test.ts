@@ -8,6 +8,7 @@ import { assert, assertEquals } from "./assert.ts";
 import { encodeInt64Npy } from "../src/data/npy.ts";
 import { loadConfig } from "../src/config/mod.ts";
 import { runExperiment } from "../src/train/runner.ts";
+import { miniCifarRunFolder } from "./mini_cifar.ts";
 
 const CONFIG = (dir: string) => `
 experiment: resume_check
@@ -35,12 +36,7 @@ output: { log_dir: ${dir}/logs, checkpoint_dir: ${dir}/checkpoints }
 
 /** A run folder: the bundled CIFAR files linked, a 40-image pretraining split, the config. */
 async function runFolder(): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "resume_" });
-  const data = `${dir}/data/cifar-10-batches-bin`;
-  await Deno.mkdir(data, { recursive: true });
-  for (const name of ["data_batch_1.bin", "test_batch.bin", "batches.meta.txt"]) {
-    await Deno.symlink(`${Deno.cwd()}/data/cifar10-mini/${name}`, `${data}/${name}`);
-  }
+  const dir = await miniCifarRunFolder("resume_");
   await Deno.writeFile(
     `${dir}/data/pretrain.npy`,
     encodeInt64Npy(Array.from({ length: 40 }, (_, i) => 7 * i)),

@@ -3,19 +3,12 @@ import { assert, assertClose, assertEquals } from "./assert.ts";
 import { encodeInt64Npy } from "../src/data/npy.ts";
 import { loadConfig } from "../src/config/mod.ts";
 import { runExperiment } from "../src/train/runner.ts";
-import { loadCifar } from "../src/data/cifar.ts";
+import { miniCifarIndicesByClass, miniCifarRunFolder } from "./mini_cifar.ts";
 
 Deno.test("SDCLR run: masks at the prune fraction, rare-class loss share, linear and few-shot probes, groups", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "sdclr_run_" });
-  const bin = `${dir}/data/cifar-10-batches-bin`;
-  await Deno.mkdir(bin, { recursive: true });
-  for (const name of ["data_batch_1.bin", "test_batch.bin", "batches.meta.txt"]) {
-    await Deno.symlink(`${Deno.cwd()}/data/cifar10-mini/${name}`, `${bin}/${name}`);
-  }
+  const dir = await miniCifarRunFolder("sdclr_run_");
   // A long-tailed pretraining split: class c gets 12 − c images (classes 0..9).
-  const train = await loadCifar({ dataset: "cifar10", split: "train", dir: "data/cifar10-mini" });
-  const byClass: number[][] = Array.from({ length: 10 }, () => []);
-  train.labels.forEach((label, i) => byClass[label].push(i));
+  const byClass = await miniCifarIndicesByClass();
   const longTail = byClass.flatMap((indices, c) => indices.slice(0, 12 - c));
   const write = (name: string, indices: number[]) =>
     Deno.writeFile(`${dir}/data/${name}`, encodeInt64Npy(indices));

@@ -4,14 +4,16 @@
  * `--supervised` keeps the first quickstart: a small CNN trained with cross-entropy.
  */
 import { loadCifar } from "../data/cifar.ts";
+import { loadConfig } from "../config/mod.ts";
+import { signed, textTable } from "../report/mod.ts";
 import type { ExperimentLog } from "../train/log.ts";
 import type { EvaluationRecord } from "../train/run_state.ts";
 import { trainSupervised } from "../train/supervised.ts";
 import type { Device } from "../runtime/session.ts";
 import { type Command, type CommandArgs, numberOption } from "./commands.ts";
 import { UsageError } from "./errors.ts";
-import { configOverrideOptions } from "./overrides.ts";
-import { runFromArgs } from "./run.ts";
+import { configOverrideOptions, overridesFromArgs } from "./overrides.ts";
+import { runLoadedConfig } from "./run.ts";
 
 /** Where the bundled CIFAR-10 subset lives, relative to the repository root. */
 export const BUNDLED_CIFAR10 = new URL("../../data/cifar10-mini", import.meta.url).pathname;
@@ -40,7 +42,10 @@ export const quickstartCommand: Command = {
   async run(args) {
     if (args.values.supervised) return await supervisedQuickstart(args);
     const start = performance.now();
-    const { log } = await runFromArgs(QUICKSTART_CONFIG, args);
+    const log = await runLoadedConfig(
+      await loadConfig(QUICKSTART_CONFIG, overridesFromArgs(args)),
+      args,
+    );
     if (log.status !== "finished") return 130;
     console.log(comparisonTable(log));
     console.log(`time: ${((performance.now() - start) / 1000).toFixed(1)} s`);
@@ -64,21 +69,17 @@ export function comparisonTable(log: ExperimentLog): string {
   if (!pretrained || !random) {
     return "no pretrained-vs-random comparison: the run has no final or no random-init evaluation";
   }
-  const rows = [["probe", "pretrained %", "random init %", "margin (points)"]];
+  const rows: string[][] = [];
   for (const [name, probe] of [["linear probe", "linear"], ["kNN", "knn"]] as const) {
     const a = probeAccuracy(pretrained, probe);
     const b = probeAccuracy(random, probe);
     if (a === null || b === null) continue;
-    rows.push([name, a.toFixed(2), b.toFixed(2), `${a - b >= 0 ? "+" : ""}${(a - b).toFixed(2)}`]);
+    rows.push([name, a.toFixed(2), b.toFixed(2), signed(a - b)]);
   }
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  const lines = rows.map((r) =>
-    r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join("  ")
-  );
   return [
     `encoder after ${log.average_training_loss_per_epoch.length} epochs vs the same encoder at ` +
     "random initialization, same evaluation (test set):",
-    ...lines,
+    textTable(["probe", "pretrained %", "random init %", "margin (points)"], rows),
   ].join("\n");
 }
 

@@ -11,10 +11,9 @@ import { UsageError } from "./errors.ts";
 import type { LoadedConfig } from "../config/mod.ts";
 import type { ExperimentLog } from "../train/log.ts";
 import { configOverrideOptions, overridesFromArgs } from "./overrides.ts";
-import { analyseRuns, formatAnalysis, readRunLog } from "../report/mod.ts";
+import { analyseRuns, formatAnalysis, parseRunLog, type RunLog } from "../report/mod.ts";
 import { runPaths } from "../train/paths.ts";
 import { findFiles } from "../util/find_files.ts";
-import { join } from "node:path";
 
 interface GroupReport {
   groups: { name: string; accuracy: number }[];
@@ -45,67 +44,63 @@ export const runCommand: Command = {
     if (args.positionals.length === 0) {
       throw new UsageError("run: give a config file, e.g. `run config/quickstart.yaml`");
     }
-    const paths = await findFiles(args.positionals, {
+    const files = await findFiles(args.positionals, {
       extensions: [".yaml", ".yml"],
       what: "config files (.yaml, .yml)",
     });
-    if (paths.length > 1) await checkDistinctLogs(paths, args);
-    const logPaths: string[] = [];
-    for (const [i, path] of paths.entries()) {
-      if (paths.length > 1) console.log(`== ${i + 1}/${paths.length}: ${path}`);
-      const { loaded, log } = await runFromArgs(path, args);
+    // Every config loads before anything trains: a typo in the last one shows before hours of work.
+    const overrides = overridesFromArgs(args);
+    const configs: LoadedConfig[] = [];
+    for (const file of files) configs.push(await loadConfig(file, overrides));
+    checkDistinctLogs(configs);
+    const runs: RunLog[] = [];
+    for (const [i, loaded] of configs.entries()) {
+      if (configs.length > 1) console.log(`== ${i + 1}/${configs.length}: ${loaded.source}`);
+      const log = await runLoadedConfig(loaded, args);
       if (log.status !== "finished") return 130;
-      logPaths.push(runPaths(loaded.config).log);
+      runs.push(parseRunLog(log, runPaths(loaded.config).log));
     }
-    if (paths.length > 1) {
-      const runs = [];
-      for (const path of logPaths) runs.push(await readRunLog(path));
-      console.log(`\n${formatAnalysis(analyseRuns(runs))}`);
-    }
+    if (runs.length > 1) console.log(`\n${formatAnalysis(analyseRuns(runs))}`);
     return 0;
   },
 };
 
-/** Every config loads (a typo in the last one shows before hours of training) and logs apart. */
-async function checkDistinctLogs(paths: string[], args: CommandArgs): Promise<void> {
+/** Refuses two configs that would write the same log. */
+function checkDistinctLogs(configs: readonly LoadedConfig[]): void {
   const owner = new Map<string, string>();
-  for (const path of paths) {
-    const { config } = await loadConfig(path, overridesFromArgs(args));
-    const log = join(config.output.log_dir, `${config.experiment}.json`);
+  for (const { config, source } of configs) {
+    const log = runPaths(config).log;
     const earlier = owner.get(log);
     if (earlier) {
       throw new UsageError(
-        `${earlier} and ${path} would both write ${log}; give them different experiment names`,
+        `${earlier} and ${source} would both write ${log}; give them different experiment names`,
       );
     }
-    owner.set(log, path);
+    owner.set(log, source);
   }
 }
 
 /**
- * Loads a config with the command line's overrides, runs (or with `--resume` continues)
- * its experiment on `--threads`, and prints the summary.
+ * Runs (or with `--resume` continues) the experiment of a loaded config on the command
+ * line's `--threads`, and prints the summary.
  */
-export async function runFromArgs(
-  path: string,
+export async function runLoadedConfig(
+  loaded: LoadedConfig,
   args: CommandArgs,
-): Promise<{ loaded: LoadedConfig; log: ExperimentLog }> {
-  const loaded = await loadConfig(path, overridesFromArgs(args));
+): Promise<ExperimentLog> {
   const { device } = await resolveDevice(loaded.config.device);
   const log = await runExperiment(loaded, {
     resume: Boolean(args.values.resume),
     session: { device, threads: numberOption(args, "threads") },
   });
   printRunSummary(loaded, log);
-  return { loaded, log };
+  return log;
 }
 
 /** Prints where a run's log and report are, its test accuracies, the random-init baseline and groups. */
 export function printRunSummary(loaded: LoadedConfig, log: ExperimentLog): void {
-  console.log(
-    `${log.experiment}: ${log.status}; log ${loaded.config.output.log_dir}/${log.experiment}.json, ` +
-      `report ${loaded.config.output.log_dir}/${log.experiment}.html`,
-  );
+  const paths = runPaths(loaded.config);
+  console.log(`${log.experiment}: ${log.status}; log ${paths.log}, report ${paths.report}`);
   if (log.model_scores.length > 0) {
     console.log(
       `test accuracy per evaluation: ${

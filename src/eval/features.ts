@@ -149,7 +149,7 @@ export async function extractFeatures(
     features.set(batch, start * dim);
     bar?.tick(idx.length, { "images/s": Math.round((start + idx.length) / bar.seconds()) });
   }
-  bar?.finish({ "images/s": Math.round(count / (bar?.seconds() ?? 1)) });
+  if (bar) bar.finish({ "images/s": Math.round(count / bar.seconds()) });
   return {
     features: features!,
     labels,

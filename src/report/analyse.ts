@@ -310,7 +310,7 @@ export function formatStat(stat: MetricStat | null, metric: MetricName, runs: nu
 }
 
 /** `+1.23` / `-1.23`; a difference that rounds to zero is `+0.00`. */
-function signed(value: number): string {
+export function signed(value: number): string {
   const magnitude = Math.abs(value).toFixed(2);
   return `${value < 0 && Number(magnitude) !== 0 ? "-" : "+"}${magnitude}`;
 }

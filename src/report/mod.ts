@@ -26,6 +26,7 @@ export {
   type RunMetrics,
   runMetrics,
   type RunSummary,
+  signed,
   splitNumber,
   textTable,
   withoutSplit,

@@ -1,6 +1,6 @@
 /** Where a run writes, and the identity of its config. */
 import { createHash } from "node:crypto";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { ExperimentConfig, LoadedConfig } from "../config/mod.ts";
 
 /** Files of one run. */
@@ -13,17 +13,20 @@ export interface RunPaths {
   checkpoint: string;
 }
 
-/** The paths of a config's run (folders are created). */
+/** The paths of a config's run (nothing is created: see {@link makeRunFolders}). */
 export function runPaths(config: ExperimentConfig): RunPaths {
-  const logDir = config.output.log_dir;
-  const checkpointDir = join(config.output.checkpoint_dir, config.experiment);
-  Deno.mkdirSync(logDir, { recursive: true });
-  Deno.mkdirSync(checkpointDir, { recursive: true });
   return {
-    log: join(logDir, `${config.experiment}.json`),
-    report: join(logDir, `${config.experiment}.html`),
-    checkpoint: join(checkpointDir, "last.safetensors"),
+    log: join(config.output.log_dir, `${config.experiment}.json`),
+    report: join(config.output.log_dir, `${config.experiment}.html`),
+    checkpoint: join(config.output.checkpoint_dir, config.experiment, "last.safetensors"),
   };
+}
+
+/** Creates the folders of a run's files. */
+export function makeRunFolders(paths: RunPaths): void {
+  for (const file of [paths.log, paths.checkpoint]) {
+    Deno.mkdirSync(dirname(file), { recursive: true });
+  }
 }
 
 /** Keys that may change between a run and its resumption without changing the result. */

@@ -29,7 +29,7 @@ import { type Evaluator, evaluatorFor } from "./evaluate.ts";
 import { loadExperimentData } from "./experiment_data.ts";
 import { buildExperimentLog, type ExperimentLog } from "./log.ts";
 import { writeRunOutputs } from "../report/run_outputs.ts";
-import { configHash, runPaths } from "./paths.ts";
+import { configHash, makeRunFolders, runPaths } from "./paths.ts";
 import { loadRunCheckpoint, type RunProgress, saveRunCheckpoint } from "./run_state.ts";
 import { sdclrEpochMasks } from "./sdclr_epoch.ts";
 import { epochDiagnostics, formatDiagnostics, RareClassLossShare } from "../methods/sdclr/mod.ts";
@@ -75,6 +75,7 @@ export async function runExperiment(
 ): Promise<ExperimentLog> {
   const config = loaded.config;
   const paths = runPaths(config);
+  makeRunFolders(paths);
   const hash = configHash(loaded);
   const data = await loadExperimentData(config);
   const batch = config.train.batch_size;
