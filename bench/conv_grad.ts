@@ -12,6 +12,7 @@ import { Graph, ops, type Tensor } from "../src/onnx/mod.ts";
 import { Session } from "../src/runtime/session.ts";
 import type { HostTensor } from "../src/runtime/host_tensor.ts";
 import { Rng } from "../src/util/rng.ts";
+import { startLoadMeter } from "../src/bench/cpu_load.ts";
 import {
   chooseInputGradStrategy,
   chooseWeightGradStrategy,
@@ -19,8 +20,8 @@ import {
   conv2dGeometry,
   convInputGrad,
   convWeightGrad,
-  type InputGradStrategy,
-  type WeightGradStrategy,
+  INPUT_GRAD_STRATEGIES,
+  WEIGHT_GRAD_STRATEGIES,
 } from "../src/autodiff/rules/conv.ts";
 
 /** One benchmarked convolution. */
@@ -132,22 +133,6 @@ const CASES: BenchCase[] = [
   },
 ];
 
-const INPUT_STRATEGIES: InputGradStrategy[] = [
-  "flippedConv",
-  "convTranspose",
-  "pointwise",
-  "phaseConv",
-];
-const WEIGHT_STRATEGIES: WeightGradStrategy[] = [
-  "im2colGemm",
-  "im2colNhwcGemm",
-  "tapGemm",
-  "batchedMatMul",
-  "swappedConv",
-  "groupedMatMul",
-  "eyeConvMatMul",
-];
-
 let BATCH_BLOCKS = [1];
 let PATIENCE_MS = 60_000;
 let WEIGHT_FILTER: string | undefined;
@@ -218,28 +203,15 @@ async function prepare(
   return { label, session, feeds: used, times: [], out, repeat: 1 };
 }
 
-/** Busy CPU time of the whole machine and of this process, in clock ticks (Linux /proc). */
-function cpuTicks(): { machine: number; self: number } {
-  const fields = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1)
-    .map(Number);
-  const [user, nice, system, , , irq, softirq, steal] = fields;
-  const own = Deno.readTextFileSync("/proc/self/stat");
-  const after = own.slice(own.lastIndexOf(")") + 2).split(" ");
-  return {
-    machine: user + nice + system + irq + softirq + steal,
-    self: Number(after[11]) + Number(after[12]),
-  };
-}
-
 /** CPU cores other processes kept busy while `work` ran, and its wall time in ms. */
 async function measure(work: () => Promise<void>): Promise<{ ms: number; otherCores: number }> {
-  const before = cpuTicks();
+  const otherCores = startLoadMeter();
   const t0 = performance.now();
   await work();
   const ms = performance.now() - t0;
-  const after = cpuTicks();
-  const others = after.machine - before.machine - (after.self - before.self);
-  return { ms, otherCores: (others * 10) / ms };
+  const cores = otherCores();
+  if (cores === null) throw new Error("cannot read /proc/stat to tell how busy the machine was");
+  return { ms, otherCores: cores };
 }
 
 /** Other processes on an idle machine use about this many cores (kernel threads). */
@@ -326,14 +298,14 @@ async function benchCase(
   const inputChoice = chooseInputGradStrategy(geo);
   const weightChoice = chooseWeightGradStrategy(geo);
   const groups: Timed[][] = [[], []];
-  for (const s of INPUT_STRATEGIES.filter((s) => applicable(s, bc))) {
+  for (const s of INPUT_GRAD_STRATEGIES.filter((s) => applicable(s, bc))) {
     const build: Build = (_x, w, dy, g) => convInputGrad(dy, w, g, s);
     groups[0].push(
       await prepare(bc, `dx:${s}${s === inputChoice ? "*" : ""}`, build, feeds, threads),
     );
   }
   for (
-    const s of WEIGHT_STRATEGIES.filter((s) =>
+    const s of WEIGHT_GRAD_STRATEGIES.filter((s) =>
       !WEIGHT_FILTER || WEIGHT_FILTER.split(",").includes(s)
     )
   ) {

@@ -5,8 +5,8 @@ import {
   conv2dGeometry,
   convInputGrad,
   convWeightGrad,
-  type InputGradStrategy,
-  type WeightGradStrategy,
+  INPUT_GRAD_STRATEGIES,
+  WEIGHT_GRAD_STRATEGIES,
 } from "../src/autodiff/rules/conv.ts";
 import { Graph, ops, type Tensor } from "../src/onnx/mod.ts";
 import { Session } from "../src/runtime/session.ts";
@@ -323,21 +323,6 @@ Deno.test("Conv gradients match a float64 reference on ResNet and unusual shapes
 });
 
 Deno.test("every Conv gradient strategy agrees with the float64 reference", async () => {
-  const inputStrategies: InputGradStrategy[] = [
-    "flippedConv",
-    "convTranspose",
-    "pointwise",
-    "phaseConv",
-  ];
-  const weightStrategies: WeightGradStrategy[] = [
-    "im2colGemm",
-    "im2colNhwcGemm",
-    "tapGemm",
-    "batchedMatMul",
-    "swappedConv",
-    "groupedMatMul",
-    "eyeConvMatMul",
-  ];
   const cases = [...RESNET_CASES, ...ODD_CASES].filter(([name]) =>
     [
       "7x7 s2 p3 stem",
@@ -369,13 +354,13 @@ Deno.test("every Conv gradient strategy agrees with the float64 reference", asyn
       group: f.group,
     });
     const labels: string[] = [];
-    for (const s of inputStrategies) {
+    for (const s of INPUT_GRAD_STRATEGIES) {
       const pointwise = f.kh === 1 && f.kw === 1 && f.pads.every((p) => p === 0);
       if (s === "pointwise" && !pointwise) continue;
       graph.output(convInputGrad(dy, w, geo, s), `dx_${s}`);
       labels.push(`dx_${s}`);
     }
-    for (const s of weightStrategies) {
+    for (const s of WEIGHT_GRAD_STRATEGIES) {
       if (f.group !== 1 && s !== "groupedMatMul") continue;
       graph.output(convWeightGrad(x, dy, geo, s), `dw_${s}`);
       graph.output(convWeightGrad(x, dy, geo, s, 2), `dw_${s}_blocks`);

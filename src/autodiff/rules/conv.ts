@@ -25,18 +25,30 @@ export interface Conv2dGeometry {
   pads: [number, number, number, number];
 }
 
-/** Ways to compute the input gradient (see {@link convInputGrad}). */
-export type InputGradStrategy = "convTranspose" | "flippedConv" | "pointwise" | "phaseConv";
+/** Every way to compute the input gradient (see {@link convInputGrad}). */
+export const INPUT_GRAD_STRATEGIES = [
+  "flippedConv",
+  "convTranspose",
+  "pointwise",
+  "phaseConv",
+] as const;
 
-/** Ways to compute the weight gradient (see {@link convWeightGrad}). */
-export type WeightGradStrategy =
-  | "im2colGemm"
-  | "im2colNhwcGemm"
-  | "tapGemm"
-  | "batchedMatMul"
-  | "swappedConv"
-  | "groupedMatMul"
-  | "eyeConvMatMul";
+/** A way to compute the input gradient. */
+export type InputGradStrategy = (typeof INPUT_GRAD_STRATEGIES)[number];
+
+/** Every way to compute the weight gradient (see {@link convWeightGrad}). */
+export const WEIGHT_GRAD_STRATEGIES = [
+  "im2colGemm",
+  "im2colNhwcGemm",
+  "tapGemm",
+  "batchedMatMul",
+  "swappedConv",
+  "groupedMatMul",
+  "eyeConvMatMul",
+] as const;
+
+/** A way to compute the weight gradient. */
+export type WeightGradStrategy = (typeof WEIGHT_GRAD_STRATEGIES)[number];
 
 function staticDim(t: Tensor, axis: number, what: string): number {
   const d = t.shape[axis];
