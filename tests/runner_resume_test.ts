@@ -1,13 +1,17 @@
 /**
  * A run killed with SIGKILL mid-run and continued with --resume ends with
  * the same log (losses, μ, lr, scores) as an uninterrupted run; a run stopped
- * mid-epoch (as Ctrl-C does) resumes exactly too; logs and checkpoints are
- * never half-written.
+ * mid-epoch by SIGINT or SIGTERM, or by SIGTERM during an evaluation, resumes
+ * exactly too; logs and checkpoints are never half-written; the random-init
+ * evaluation is logged as soon as it exists; a crash in the final evaluation
+ * loses no training.
  */
 import { assert, assertEquals } from "./assert.ts";
 import { encodeInt64Npy } from "../src/data/npy.ts";
 import { loadConfig } from "../src/config/mod.ts";
 import { runExperiment } from "../src/train/runner.ts";
+import type { Evaluator } from "../src/train/evaluate.ts";
+import type { HostTensor } from "../src/runtime/host_tensor.ts";
 import { miniCifarRunFolder } from "./mini_cifar.ts";
 
 const CONFIG = (dir: string) => `
@@ -61,7 +65,7 @@ async function summary(dir: string): Promise<LogSummary> {
     mu: log.mu_per_epoch,
     lr: log.lr_per_epoch,
     scores: log.model_scores,
-    baseline: log.random_init_evaluation.accuracy,
+    baseline: log.random_init_evaluation?.accuracy,
     status: log.status,
   };
 }
@@ -74,17 +78,32 @@ function cli(dir: string, ...extra: string[]): Deno.ChildProcess {
   }).spawn();
 }
 
-/** Waits (up to 30 s) until a file exists. */
-async function waitFor(path: string): Promise<void> {
+/** Waits (up to 30 s) until the run's log has at least `epochs` epochs. */
+async function waitForEpochs(dir: string, epochs: number): Promise<void> {
   for (let i = 0; i < 600; i++) {
     try {
-      await Deno.stat(path);
-      return;
+      if ((await summary(dir)).losses.length >= epochs) return;
     } catch {
-      await new Promise((r) => setTimeout(r, 50));
+      // no log yet
     }
+    await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`${path} did not appear within 30 s`);
+  throw new Error(`${dir}: no log with ${epochs} epochs within 30 s`);
+}
+
+/** Reads a child's stderr until a line contains `text` (then keeps draining it); returns all read. */
+async function waitForStderr(child: Deno.ChildProcess, text: string): Promise<() => string> {
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  while (!seen.includes(text)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the run ended before printing "${text}":\n${seen}`);
+    seen += value;
+  }
+  (async () => {
+    for (let r = await reader.read(); !r.done; r = await reader.read()) seen += r.value;
+  })();
+  return () => seen;
 }
 
 async function finish(child: Deno.ChildProcess): Promise<void> {
@@ -102,8 +121,7 @@ Deno.test("kill -9 mid-run, then --resume: the final log equals an uninterrupted
 
   const crashed = await runFolder();
   const child = cli(crashed);
-  // The first log comes right after the first checkpoint (end of epoch 1).
-  await waitFor(`${crashed}/logs/resume_check.json`);
+  await waitForEpochs(crashed, 1);
   child.kill("SIGKILL");
   await child.output();
   // Whatever is visible after the crash is whole: the log parses, the checkpoint loads.
@@ -119,17 +137,123 @@ Deno.test("kill -9 mid-run, then --resume: the final log equals an uninterrupted
   const resumed = await summary(crashed);
   assertEquals(resumed, expected);
 
-  // Ctrl-C (SIGINT) mid-run: a checkpoint of the step reached, exit code 130, then --resume.
-  const interrupted = await runFolder();
-  const running = cli(interrupted);
-  await waitFor(`${interrupted}/logs/resume_check.json`);
-  running.kill("SIGINT");
-  const stopped = await running.output();
-  assertEquals(stopped.code, 130, new TextDecoder().decode(stopped.stderr));
-  assertEquals((await summary(interrupted)).status, "interrupted");
-  await finish(cli(interrupted, "--resume"));
-  assertEquals(await summary(interrupted), expected);
-  for (const dir of [reference, crashed, interrupted]) await Deno.remove(dir, { recursive: true });
+  // Ctrl-C (SIGINT) or a scheduler's SIGTERM mid-run: a checkpoint of the step reached, exit
+  // code 130 / 143, then --resume.
+  const folders = [reference, crashed];
+  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+    const interrupted = await runFolder();
+    folders.push(interrupted);
+    const running = cli(interrupted);
+    await waitForEpochs(interrupted, 1);
+    running.kill(signal);
+    const stopped = await running.output();
+    assertEquals(stopped.code, code, new TextDecoder().decode(stopped.stderr));
+    const log = JSON.parse(await Deno.readTextFile(`${interrupted}/logs/resume_check.json`));
+    assertEquals([log.status, log.interrupted_by], ["interrupted", signal]);
+    await finish(cli(interrupted, "--resume"));
+    assertEquals(await summary(interrupted), expected, `${signal}, then --resume`);
+  }
+
+  // SIGTERM during the random-init evaluation: stopped at once, checkpointed, logged; --resume
+  // evaluates again and ends as the uninterrupted run.
+  const duringEval = await runFolder();
+  folders.push(duringEval);
+  const evaluating = cli(duringEval);
+  const stderr = await waitForStderr(evaluating, "at its random initialization");
+  evaluating.kill("SIGTERM");
+  const status = await evaluating.status;
+  assertEquals(status.code, 143, stderr());
+  const stoppedLog = await summary(duringEval);
+  assertEquals([stoppedLog.status, stoppedLog.losses.length], ["interrupted", 0]);
+  assertEquals(stoppedLog.baseline, undefined, "the baseline was cut short, not logged");
+  await Deno.stat(`${duringEval}/checkpoints/resume_check/last.safetensors`);
+  await finish(cli(duringEval, "--resume"));
+  assertEquals(await summary(duringEval), expected, "SIGTERM in the evaluation, then --resume");
+  for (const dir of folders) await Deno.remove(dir, { recursive: true });
+});
+
+/**
+ * A stand-in for the configured evaluation: the "accuracy" is the mean of the first
+ * parameter, so it follows the weights; `fail` makes one epoch's evaluation throw.
+ */
+function weightEvaluator(
+  dir: string,
+  seen: { epoch: number; log: { status: string; epochs: number; baseline: boolean } }[],
+  fail?: number,
+): Evaluator {
+  return {
+    due: (epoch, last) => last || epoch === 0,
+    async run(epoch: number, values: ReadonlyMap<string, HostTensor>) {
+      const log = JSON.parse(await Deno.readTextFile(`${dir}/logs/resume_check.json`));
+      seen.push({
+        epoch,
+        log: {
+          status: log.status,
+          epochs: log.average_training_loss_per_epoch.length,
+          baseline: log.random_init_evaluation !== null,
+        },
+      });
+      if (epoch === fail) throw new Error("evaluation failed");
+      const first = values.get([...values.keys()].sort()[0])!.data as Float32Array;
+      return { epoch, accuracy: first.reduce((a, b) => a + b, 0) / first.length, details: {} };
+    },
+  };
+}
+
+Deno.test("the random-init evaluation is logged at once; a crash in the final evaluation loses no training", async () => {
+  const full = await runFolder();
+  const crashing = await runFolder();
+  try {
+    const options = { session: { threads: 1 }, progress: false, resume: false };
+    // The random-init baseline needs a log to read in its own evaluation: give it a first one.
+    await Deno.mkdir(`${full}/logs`);
+    await Deno.writeTextFile(
+      `${full}/logs/resume_check.json`,
+      JSON.stringify({
+        status: "none",
+        average_training_loss_per_epoch: [],
+        random_init_evaluation: null,
+      }),
+    );
+    const seen: Parameters<typeof weightEvaluator>[1] = [];
+    const expected = await runExperiment(await loadConfig(`${full}/config.yaml`), {
+      ...options,
+      evaluator: weightEvaluator(full, seen),
+    });
+    assertEquals(expected.status, "finished");
+    assertEquals(
+      seen.map((s) => [s.epoch, s.log.status, s.log.epochs, s.log.baseline]),
+      [[-1, "none", 0, false], [0, "running", 0, true], [2, "running", 2, true]],
+      "when epoch 1 is evaluated, the log already holds the random-init evaluation",
+    );
+
+    await Deno.mkdir(`${crashing}/logs`);
+    await Deno.copyFile(`${full}/logs/resume_check.json`, `${crashing}/logs/resume_check.json`);
+    let message = "";
+    try {
+      await runExperiment(await loadConfig(`${crashing}/config.yaml`), {
+        ...options,
+        evaluator: weightEvaluator(crashing, [], 2),
+      });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    assertEquals(message, "evaluation failed");
+    const resumedSeen: Parameters<typeof weightEvaluator>[1] = [];
+    const resumed = await runExperiment(await loadConfig(`${crashing}/config.yaml`), {
+      ...options,
+      resume: true,
+      evaluator: weightEvaluator(crashing, resumedSeen),
+    });
+    assertEquals(resumedSeen.map((s) => s.epoch), [2], "only the final evaluation ran again");
+    assertEquals(resumed.status, "finished");
+    assertEquals(resumed.average_training_loss_per_epoch, expected.average_training_loss_per_epoch);
+    assertEquals(resumed.model_scores, expected.model_scores);
+    assertEquals(resumed.random_init_evaluation, expected.random_init_evaluation);
+  } finally {
+    await Deno.remove(full, { recursive: true });
+    await Deno.remove(crashing, { recursive: true });
+  }
 });
 
 Deno.test("a run stopped mid-epoch (as Ctrl-C does) resumes to the same result", async () => {

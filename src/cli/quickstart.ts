@@ -14,6 +14,7 @@ import { type Command, type CommandArgs, numberOption } from "./commands.ts";
 import { UsageError } from "./errors.ts";
 import { configOverrideOptions, overridesFromArgs } from "./overrides.ts";
 import { runLoadedConfig } from "./run.ts";
+import { exitCodeOfRun } from "../train/stop_signals.ts";
 
 /** Where the bundled CIFAR-10 subset lives, relative to the repository root. */
 export const BUNDLED_CIFAR10 = new URL("../../data/cifar10-mini", import.meta.url).pathname;
@@ -46,7 +47,7 @@ export const quickstartCommand: Command = {
       await loadConfig(QUICKSTART_CONFIG, overridesFromArgs(args)),
       args,
     );
-    if (log.status !== "finished") return 130;
+    if (log.status !== "finished") return exitCodeOfRun(log);
     console.log(comparisonTable(log));
     console.log(`time: ${((performance.now() - start) / 1000).toFixed(1)} s`);
     return 0;

@@ -13,6 +13,7 @@ import type { ExperimentLog } from "../train/log.ts";
 import { configOverrideOptions, overridesFromArgs } from "./overrides.ts";
 import { analyseRuns, formatAnalysis, parseRunLog, type RunLog } from "../report/mod.ts";
 import { runPaths } from "../train/paths.ts";
+import { exitCodeOfRun } from "../train/stop_signals.ts";
 import { findFiles } from "../util/find_files.ts";
 
 interface GroupReport {
@@ -57,7 +58,7 @@ export const runCommand: Command = {
     for (const [i, loaded] of configs.entries()) {
       if (configs.length > 1) console.log(`== ${i + 1}/${configs.length}: ${loaded.source}`);
       const log = await runLoadedConfig(loaded, args);
-      if (log.status !== "finished") return 130;
+      if (log.status !== "finished") return exitCodeOfRun(log);
       runs.push(parseRunLog(log, runPaths(loaded.config).log));
     }
     if (runs.length > 1) console.log(`\n${formatAnalysis(analyseRuns(runs))}`);

@@ -31,6 +31,8 @@ export interface ExperimentLog {
   /** The same evaluation of the encoder at its random initialization (epoch -1), if asked for. */
   random_init_evaluation: EvaluationRecord | null;
   environment: Record<string, unknown>;
+  /** Status `interrupted`: what stopped the run (a signal, or the tests' step limit). */
+  interrupted_by?: "SIGINT" | "SIGTERM" | "stop_after_steps";
 }
 
 /** Assembles the log of a run's progress. */

@@ -9,5 +9,6 @@ export * from "./multi_step.ts";
 export * from "./mixed_precision.ts";
 export { runExperiment, type RunOptions } from "./runner.ts";
 export { type ExperimentLog } from "./log.ts";
+export { exitCodeOfRun, STOP_SIGNALS, type StopSignal } from "./stop_signals.ts";
 export { type ExperimentData, loadExperimentData } from "./experiment_data.ts";
 export { crossEntropy, trainSupervised } from "./supervised.ts";

@@ -35,6 +35,7 @@ import { sdclrEpochMasks } from "./sdclr_epoch.ts";
 import { epochDiagnostics, formatDiagnostics, RareClassLossShare } from "../methods/sdclr/mod.ts";
 import { classCounts } from "../data/dataset.ts";
 import { StepRunner } from "./step_runner.ts";
+import { StopRequest } from "./stop_signals.ts";
 
 /** Options of {@link runExperiment}. */
 export interface RunOptions {
@@ -148,9 +149,39 @@ export async function runExperiment(
   const elapsed = () => earlierSessions + (performance.now() - sessionStart) / 1000;
   const log = (status: string) =>
     buildExperimentLog(loaded, progress, status, elapsed(), options.session);
-  let stopRequested = false;
-  const onSignal = () => (stopRequested = true);
-  Deno.addSignalListener("SIGINT", onSignal);
+  // SIGINT and SIGTERM stop the run after the step in progress, or at once during an
+  // evaluation (which is then run again on --resume): checkpoint, log "interrupted".
+  const stop = new StopRequest();
+  const interrupt = async (): Promise<ExperimentLog> => {
+    progress.elapsedSeconds = elapsed();
+    await saveRunCheckpoint(paths.checkpoint, values, progress);
+    const interrupted: ExperimentLog = {
+      ...log("interrupted"),
+      interrupted_by: stop.signal ?? "stop_after_steps",
+    };
+    await writeRunOutputs(paths, interrupted);
+    console.error(
+      `interrupted${
+        stop.signal ? ` by ${stop.signal}` : ""
+      }: checkpoint saved to ${paths.checkpoint}; continue with --resume`,
+    );
+    return interrupted;
+  };
+  /** Runs the evaluation after `epoch` (-1: random init); false when a stop signal cut it short. */
+  const evaluate = async (epoch: number): Promise<boolean> => {
+    const record = await stop.unlessStopped(evaluator.run(epoch, values));
+    if (record === null) return false;
+    if (epoch < 0) progress.randomInitEvaluation = record;
+    else progress.evaluations.push(record);
+    return true;
+  };
+  /** Whether the epoch just finished (`progress.epoch` - 1) is due an evaluation it has not had. */
+  const evaluationPending = () => {
+    const epoch = progress.epoch - 1;
+    return epoch >= 0 && progress.stepInEpoch === 0 &&
+      progress.evaluations.at(-1)?.epoch !== epoch &&
+      evaluator.due(epoch, progress.epoch === config.train.epochs, progress.evaluations.length);
+  };
   let stepsThisSession = 0;
 
   try {
@@ -162,8 +193,23 @@ export async function runExperiment(
         );
       } else {
         console.error("evaluating the encoder at its random initialization (baseline)");
-        progress.randomInitEvaluation = await evaluator.run(-1, values);
+        if (!await evaluate(-1)) return await interrupt();
+        // Logged (and checkpointed: it can take minutes) as soon as it exists.
+        progress.elapsedSeconds = elapsed();
+        await saveRunCheckpoint(paths.checkpoint, values, progress);
+        await writeRunOutputs(paths, log("running"));
       }
+    }
+    // A run stopped (or crashed) during an evaluation resumes with that evaluation.
+    if (evaluationPending()) {
+      console.error(`evaluating after epoch ${progress.epoch} (interrupted before it finished)`);
+      if (!await evaluate(progress.epoch - 1)) return await interrupt();
+      progress.elapsedSeconds = elapsed();
+      await saveRunCheckpoint(paths.checkpoint, values, progress);
+      await writeRunOutputs(
+        paths,
+        log(progress.epoch === config.train.epochs ? "finished" : "running"),
+      );
     }
     while (progress.epoch < config.train.epochs) {
       const epoch = progress.epoch;
@@ -223,20 +269,13 @@ export async function runExperiment(
           lr,
           "views/s": Math.round(views / ((performance.now() - epochStart) / 1000)),
         });
-        if (stopRequested || stepsThisSession === options.stopAfterSteps) {
+        if (stop.signal || stepsThisSession === options.stopAfterSteps) {
           progress.mu = mu?.state() ?? null;
           const sums = rare?.result();
           progress.epochClassLoss = sums?.classLoss ?? null;
           progress.epochClassAnchors = sums?.classAnchors ?? null;
-          progress.elapsedSeconds = elapsed();
-          await saveRunCheckpoint(paths.checkpoint, values, progress);
-          const interrupted = log("interrupted");
-          await writeRunOutputs(paths, interrupted);
           bar?.finish({ status: "interrupted" });
-          console.error(
-            `interrupted: checkpoint saved to ${paths.checkpoint}; continue with --resume`,
-          );
-          return interrupted;
+          return await interrupt();
         }
       }
 
@@ -270,19 +309,22 @@ export async function runExperiment(
       progress.epochSteps = 0;
 
       const last = progress.epoch === config.train.epochs;
-      if (evaluator.due(epoch, last, progress.evaluations.length)) {
-        progress.evaluations.push(await evaluator.run(epoch, values));
-      }
       const every = config.train.checkpoint_every_n_epochs;
+      const checkpointDue = last || (every !== null && progress.epoch % every === 0);
+      // The checkpoint comes before the evaluation (a crash there loses no training) and again
+      // after it (so that --resume does not evaluate twice).
       progress.elapsedSeconds = elapsed();
-      if (last || (every !== null && progress.epoch % every === 0)) {
-        await saveRunCheckpoint(paths.checkpoint, values, progress);
+      if (checkpointDue) await saveRunCheckpoint(paths.checkpoint, values, progress);
+      if (evaluator.due(epoch, last, progress.evaluations.length)) {
+        if (!await evaluate(epoch)) return await interrupt();
+        progress.elapsedSeconds = elapsed();
+        if (checkpointDue) await saveRunCheckpoint(paths.checkpoint, values, progress);
       }
       await writeRunOutputs(paths, log(last ? "finished" : "running"));
     }
     return log("finished");
   } finally {
-    Deno.removeSignalListener("SIGINT", onSignal);
+    stop.dispose();
     await augmenter.release();
     for (const { runner } of steps.values()) await runner.session.release();
   }
