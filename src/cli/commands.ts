@@ -12,6 +12,7 @@ import { setupCudaCommand } from "./setup_cuda.ts";
 import { packGpuCommand } from "./pack_gpu.ts";
 import { analyseCommand } from "./analyse.ts";
 import { reportCommand } from "./report.ts";
+import { sweepCommand } from "./sweep.ts";
 
 /** One option of a command. */
 export interface CommandOption {
@@ -51,6 +52,7 @@ export function numberOption(args: CommandArgs, name: string): number | undefine
 /** Every subcommand, in help order. */
 export const COMMANDS: Command[] = [
   runCommand,
+  sweepCommand,
   quickstartCommand,
   exportGraphsCommand,
   planCommand,

@@ -15,6 +15,7 @@ import { analyseRuns, formatAnalysis, parseRunLog, type RunLog } from "../report
 import { runPaths } from "../train/paths.ts";
 import { exitCodeOfRun } from "../train/stop_signals.ts";
 import { findFiles } from "../util/find_files.ts";
+import { checkDistinctLogs, CONFIG_FILES } from "./config_files.ts";
 
 interface GroupReport {
   groups: { name: string; accuracy: number }[];
@@ -45,10 +46,7 @@ export const runCommand: Command = {
     if (args.positionals.length === 0) {
       throw new UsageError("run: give a config file, e.g. `run config/quickstart.yaml`");
     }
-    const files = await findFiles(args.positionals, {
-      extensions: [".yaml", ".yml"],
-      what: "config files (.yaml, .yml)",
-    });
+    const files = await findFiles(args.positionals, CONFIG_FILES);
     // Every config loads before anything trains: a typo in the last one shows before hours of work.
     const overrides = overridesFromArgs(args);
     const configs: LoadedConfig[] = [];
@@ -65,21 +63,6 @@ export const runCommand: Command = {
     return 0;
   },
 };
-
-/** Refuses two configs that would write the same log. */
-function checkDistinctLogs(configs: readonly LoadedConfig[]): void {
-  const owner = new Map<string, string>();
-  for (const { config, source } of configs) {
-    const log = runPaths(config).log;
-    const earlier = owner.get(log);
-    if (earlier) {
-      throw new UsageError(
-        `${earlier} and ${source} would both write ${log}; give them different experiment names`,
-      );
-    }
-    owner.set(log, source);
-  }
-}
 
 /**
  * Runs (or with `--resume` continues) the experiment of a loaded config on the command
