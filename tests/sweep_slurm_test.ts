@@ -8,8 +8,7 @@
  * Where no Slurm answers, the tests are reported as ignored, with the reason.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { encodeInt64Npy } from "../src/data/npy.ts";
-import { miniCifarRunFolder } from "./mini_cifar.ts";
+import { cli, cliProcess, cliResult, tinyRunFolder } from "./sweep_helpers.ts";
 
 /** Why the Slurm tests cannot run here, or null when `sinfo` reports an idle node. */
 function slurmUnavailable(): string | null {
@@ -28,32 +27,6 @@ function slurmUnavailable(): string | null {
 
 const unavailable = slurmUnavailable();
 if (unavailable) console.log(`sweep_slurm_test: Slurm tests ignored: ${unavailable}`);
-
-const CONFIG = (dir: string, name: string, temperature: number, dataDir = `${dir}/data`) => `
-experiment: ${name}
-seed: 0
-device: cpu
-data: { dataset: cifar10, dir: ${dataDir}, pretrain_split: split.npy }
-model: { architecture: resnet18, stem: cifar, width_multiplier: 0.0625, input_norm: cifar10 }
-head: { type: simclr, output_dim: 16 }
-method: { name: simclr }
-loss: { type: ntxent, temperature: ${temperature} }
-optimizer: { type: sgd, lr: 0.1, momentum: 0.9, weight_decay: 0.0001 }
-train: { epochs: 3, batch_size: 32, drop_last: false, checkpoint_every_n_epochs: 1 }
-augmentation: { recipe: eth }
-evaluation: { linear: null, testing_every_n_epochs: null, evaluate_at_end: true, knn: { k: 10, temperature: 0.1 } }
-output: { log_dir: ${dir}/logs, checkpoint_dir: ${dir}/checkpoints }
-`;
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "mod.ts", ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder();
-  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
-}
 
 function command(program: string, ...args: string[]): string {
   const out = new Deno.Command(program, { args, stdout: "piped", stderr: "piped" }).outputSync();
@@ -94,36 +67,19 @@ Deno.test({
   name: "sweep on a real Slurm: array, collect, USR1 → requeue → resume, a failing task, --local",
   ignore: unavailable !== null,
   async fn(t) {
-    const dir = await miniCifarRunFolder("sweep_slurm_");
-    await Deno.writeFile(
-      `${dir}/data/split.npy`,
-      encodeInt64Npy(Array.from({ length: 96 }, (_, i) => 17 * i)),
-    );
-    await Deno.writeTextFile(`${dir}/tiny_a.yaml`, CONFIG(dir, "tiny_a", 0.2));
-    await Deno.writeTextFile(`${dir}/tiny_b.yaml`, CONFIG(dir, "tiny_b", 0.5));
-    await Deno.writeTextFile(
-      `${dir}/tiny_bad.yaml`,
-      CONFIG(dir, "tiny_bad", 0.2, `${dir}/no-such-data`),
-    );
+    // 3 epochs of 3 steps: a USR1 after the first epoch's log lands before the run ends.
+    const dir = await tinyRunFolder("sweep_slurm_", 96, (dir) => [
+      { name: "tiny_a", epochs: 3, batch: 32 },
+      { name: "tiny_b", epochs: 3, batch: 32, temperature: 0.5 },
+      { name: "tiny_bad", epochs: 3, batch: 32, dataDir: `${dir}/no-such-data` },
+    ]);
     const configs = [`${dir}/tiny_a.yaml`, `${dir}/tiny_b.yaml`];
     const array = `${dir}/array`;
     const runs = ["seed0/tiny_a", "seed0/tiny_b", "seed1/tiny_a", "seed1/tiny_b"];
+    const slurm = ["--slurm", "--cpus-per-task", "1", "--threads", "1", "--wait"];
     try {
       await t.step("a 2-config × 2-seed array completes; collect prints mean ± std", async () => {
-        const sweep = await cli([
-          "sweep",
-          ...configs,
-          "--seeds",
-          "0,1",
-          "--slurm",
-          "--cpus-per-task",
-          "1",
-          "--threads",
-          "1",
-          "--out",
-          array,
-          "--wait",
-        ]);
+        const sweep = await cli(["sweep", ...configs, "--seeds", "0,1", ...slurm, "--out", array]);
         console.log(sweep.stdout);
         assertEquals(sweep.code, 0, sweep.stdout + sweep.stderr);
         assert(/submitted Slurm job \d+: 4 task\(s\) \(array 0-3\)/.test(sweep.stdout));
@@ -152,36 +108,25 @@ Deno.test({
         "USR1 mid-run: requeued, resumed, same log; a bad data dir fails; --wait exits 1",
         async () => {
           const out = `${dir}/preempt`;
-          const sweep = new Deno.Command(Deno.execPath(), {
-            args: [
-              "run",
-              "-A",
-              "mod.ts",
+          const sweep = cliProcess(
+            [
               "sweep",
               `${dir}/tiny_a.yaml`,
               `${dir}/tiny_bad.yaml`,
               "--seeds",
               "0",
-              "--slurm",
-              "--cpus-per-task",
-              "1",
-              "--threads",
-              "1",
+              ...slurm,
               "--out",
               out,
-              "--wait",
             ],
-            stdout: "piped",
-            stderr: "piped",
-          }).spawn();
+          );
           // Mid-run: after the first epoch's checkpoint and log, before the run ends.
           await waitForEpochs(`${out}/logs/seed0/tiny_a.json`, 1, 120);
           const job = JSON.parse(await Deno.readTextFile(`${out}/sweep.json`)).slurm.jobs[0].id;
           console.log(command("scancel", "--batch", "--signal=USR1", `${job}_0`));
-          const result = await sweep.output();
-          const stdout = new TextDecoder().decode(result.stdout);
+          const { code, stdout, stderr } = await cliResult(sweep);
           console.log(stdout);
-          assertEquals(result.code, 1, stdout + new TextDecoder().decode(result.stderr));
+          assertEquals(code, 1, stdout + stderr);
           assert(stdout.includes("2 tasks: 1 finished, 1 failed"), stdout);
 
           const output = await Deno.readTextFile(`${out}/slurm/task-0.out`);

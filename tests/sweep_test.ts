@@ -6,7 +6,6 @@
  * tests/sweep_slurm_test.ts runs sweeps on a real Slurm.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { encodeInt64Npy } from "../src/data/npy.ts";
 import {
   arraySpec,
   batchScript,
@@ -15,7 +14,7 @@ import {
   type SweepTask,
   timeLimitSeconds,
 } from "../src/sweep/mod.ts";
-import { miniCifarRunFolder } from "./mini_cifar.ts";
+import { cli, tinyRunFolder } from "./sweep_helpers.ts";
 
 Deno.test("Slurm formats: array specs, time limits, scontrol records, output markers", () => {
   assertEquals(arraySpec([0, 1, 2, 3], null), "0-3");
@@ -197,46 +196,14 @@ Deno.test("the batch script: USR1 stops the run with SIGTERM and requeues its ar
   }
 });
 
-const TINY = (dir: string, name: string, dataDir = `${dir}/data`) => `
-experiment: ${name}
-seed: 0
-device: cpu
-data: { dataset: cifar10, dir: ${dataDir}, pretrain_split: split.npy }
-model: { architecture: resnet18, stem: cifar, width_multiplier: 0.0625, input_norm: cifar10 }
-head: { type: simclr, output_dim: 16 }
-method: { name: simclr }
-loss: { type: ntxent, temperature: 0.2 }
-optimizer: { type: sgd, lr: 0.1, momentum: 0.9, weight_decay: 0.0001 }
-train: { epochs: 1, batch_size: 16, drop_last: false }
-augmentation: { recipe: eth }
-evaluation: { linear: null, knn: { k: 10, temperature: 0.1 } }
-output: { log_dir: ${dir}/logs, checkpoint_dir: ${dir}/checkpoints }
-`;
-
 async function tinyFolder(): Promise<string> {
-  const dir = await miniCifarRunFolder("sweep_");
-  await Deno.writeFile(
-    `${dir}/data/split.npy`,
-    encodeInt64Npy(Array.from({ length: 32 }, (_, i) => 13 * i)),
-  );
-  await Deno.writeTextFile(`${dir}/tiny.yaml`, TINY(dir, "tiny"));
-  await Deno.writeTextFile(`${dir}/tiny_bad.yaml`, TINY(dir, "tiny_bad", `${dir}/no-such-data`));
-  await Deno.writeTextFile(`${dir}/tiny_copy.yaml`, TINY(dir, "tiny"));
-  return dir;
-}
-
-async function cli(
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "mod.ts", ...args],
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder();
-  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+  return await tinyRunFolder("sweep_", 32, (dir) => [
+    { name: "tiny" },
+    { name: "tiny_bad", dataDir: `${dir}/no-such-data` },
+  ]).then(async (dir) => {
+    await Deno.copyFile(`${dir}/tiny.yaml`, `${dir}/tiny_copy.yaml`);
+    return dir;
+  });
 }
 
 Deno.test("bad sweep input: one line each, nothing written or submitted", async () => {

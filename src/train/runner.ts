@@ -274,7 +274,7 @@ export async function runExperiment(
           const sums = rare?.result();
           progress.epochClassLoss = sums?.classLoss ?? null;
           progress.epochClassAnchors = sums?.classAnchors ?? null;
-          bar?.finish({ status: "interrupted" });
+          bar?.finish({ status: "interrupted" }, false);
           return await interrupt();
         }
       }

@@ -63,9 +63,9 @@ export class ProgressBar {
     } ${extra}`;
   }
 
-  /** Finishes the bar with a final line. */
-  finish(fields: Record<string, string | number> = {}): void {
-    this.#done = this.total;
+  /** Finishes the bar with a final line; `complete: false` keeps the count reached (a stop). */
+  finish(fields: Record<string, string | number> = {}, complete = true): void {
+    if (complete) this.#done = this.total;
     Deno.stderr.writeSync(
       encoder.encode(this.#tty ? `\r${this.render(fields)}\x1b[K\n` : `${this.render(fields)}\n`),
     );
