@@ -10,6 +10,7 @@ import {
   arraySpec,
   batchScript,
   parseScontrolJobs,
+  runLocal,
   summarizeTaskOutput,
   type SweepTask,
   timeLimitSeconds,
@@ -306,6 +307,61 @@ Deno.test("--local: tasks as subprocesses; a failing task shows in status and th
     assertEquals(collect.code, 0, collect.stderr);
     assert(/^tiny\s+1\s/m.test(collect.stdout), collect.stdout);
     assert(collect.stdout.includes("1 of 2 task(s) have no log yet: 1 (tiny_bad, seed 0)"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("--local --gpus: each running task gets its own GPU, N at a time, the same command", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sweep_gpus_" });
+  try {
+    // A stand-in for deno: notes its GPU and the tasks running beside it, then exits with a code.
+    await Deno.writeTextFile(
+      `${dir}/deno`,
+      `#!/bin/bash
+echo "gpu=$CUDA_VISIBLE_DEVICES args=$*"
+(set -o noclobber; : > "${dir}/gpu.$CUDA_VISIBLE_DEVICES") 2>/dev/null || echo "GPU clash"
+: > "${dir}/task.$$"
+sleep 0.3
+echo "running: $(ls "${dir}" | grep -c '^task\\.')"
+rm "${dir}/task.$$" "${dir}/gpu.$CUDA_VISIBLE_DEVICES"
+[[ "$*" == *exp2* ]] && exit 3
+exit 0
+`,
+      { mode: 0o755 },
+    );
+    await Deno.mkdir(`${dir}/slurm`);
+    const tasks = [0, 1, 2, 3].map((i) => fakeTask(i, dir));
+    tasks.forEach((t, i) => (t.args = ["run", `exp${i}.yaml`, "--resume"]));
+    const result = await runLocal(tasks, {
+      parallel: 2,
+      gpus: ["3", "5"],
+      threads: 2,
+      cwd: dir,
+      deno: `${dir}/deno`,
+      project: "/p",
+    });
+    assertEquals([...result.exitCodes.entries()].sort(), [[0, 0], [1, 0], [2, 3], [3, 0]]);
+    assertEquals(result.stoppedBy, null);
+    const outputs = await Promise.all(tasks.map((t) => Deno.readTextFile(t.output)));
+    assert(outputs.some((o) => o.includes("running: 2\n")), "two at once");
+    for (const task of tasks) {
+      const output = outputs[task.index];
+      const gpu = /gpu=(\d)/.exec(output)?.[1];
+      assert(gpu === "3" || gpu === "5", output);
+      assert(output.includes(`CUDA_VISIBLE_DEVICES=${gpu})`), "the start marker names it");
+      assert(
+        output.includes(
+          `args=run -A --config /p/deno.json /p/mod.ts run exp${task.index}.yaml --resume --threads 2`,
+        ),
+        output,
+      );
+      assert(/running: [12]\n/.test(output) && !output.includes("GPU clash"), output);
+      assertEquals(summarizeTaskOutput(output).last, {
+        kind: "exit",
+        code: task.index === 2 ? 3 : 0,
+      });
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
