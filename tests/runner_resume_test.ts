@@ -78,9 +78,12 @@ function cli(dir: string, ...extra: string[]): Deno.ChildProcess {
   }).spawn();
 }
 
-/** Waits (up to 30 s) until the run's log has at least `epochs` epochs. */
+/**
+ * Waits until the run's log has at least `epochs` epochs (up to 5 minutes: a guard against a
+ * hang, not a time limit; a loaded machine takes long over the random-init evaluation).
+ */
 async function waitForEpochs(dir: string, epochs: number): Promise<void> {
-  for (let i = 0; i < 600; i++) {
+  for (let i = 0; i < 6000; i++) {
     try {
       if ((await summary(dir)).losses.length >= epochs) return;
     } catch {
@@ -88,7 +91,7 @@ async function waitForEpochs(dir: string, epochs: number): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`${dir}: no log with ${epochs} epochs within 30 s`);
+  throw new Error(`${dir}: no log with ${epochs} epochs within 5 minutes`);
 }
 
 /** Reads a child's stderr until a line contains `text` (then keeps draining it); returns all read. */

@@ -121,7 +121,7 @@ Deno.test({
             ],
           );
           // Mid-run: after the first epoch's checkpoint and log, before the run ends.
-          await waitForEpochs(`${out}/logs/seed0/tiny_a.json`, 1, 120);
+          await waitForEpochs(`${out}/logs/seed0/tiny_a.json`, 1, 300);
           const job = JSON.parse(await Deno.readTextFile(`${out}/sweep.json`)).slurm.jobs[0].id;
           console.log(command("scancel", "--batch", "--signal=USR1", `${job}_0`));
           const { code, stdout, stderr } = await cliResult(sweep);

@@ -85,7 +85,7 @@ function fakeTask(index: number, dir: string): SweepTask {
 }
 
 async function waitForFile(path: string): Promise<void> {
-  for (let i = 0; i < 400; i++) {
+  for (let i = 0; i < 2400; i++) {
     try {
       await Deno.stat(path);
       return;
@@ -93,7 +93,7 @@ async function waitForFile(path: string): Promise<void> {
       await new Promise((r) => setTimeout(r, 25));
     }
   }
-  throw new Error(`${path} did not appear within 10 s`);
+  throw new Error(`${path} did not appear within 60 s`);
 }
 
 Deno.test("the batch script: USR1 stops the run with SIGTERM and requeues its array task; TERM is passed on", async () => {
