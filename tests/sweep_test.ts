@@ -15,7 +15,8 @@ import {
   type SweepTask,
   timeLimitSeconds,
 } from "../src/sweep/mod.ts";
-import { cli, tinyRunFolder } from "./sweep_helpers.ts";
+import { cli, type CliResult, tinyRunFolder } from "./sweep_helpers.ts";
+import { main } from "../mod.ts";
 
 Deno.test("Slurm formats: array specs, time limits, scontrol records, output markers", () => {
   assertEquals(arraySpec([0, 1, 2, 3], null), "0-3");
@@ -207,6 +208,22 @@ async function tinyFolder(): Promise<string> {
   });
 }
 
+/** `main(args)` here, with what it prints. */
+async function inProcess(args: string[]): Promise<CliResult> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const { log, error } = console;
+  console.log = (...parts: unknown[]) => out.push(parts.join(" "));
+  console.error = (...parts: unknown[]) => err.push(parts.join(" "));
+  try {
+    const code = await main(args);
+    return { code, stdout: out.join("\n"), stderr: err.join("\n") };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
 Deno.test("bad sweep input: one line each, nothing written or submitted", async () => {
   const dir = await tinyFolder();
   try {
@@ -241,7 +258,9 @@ Deno.test("bad sweep input: one line each, nothing written or submitted", async 
       [[`${dir}/tiny.yaml`, "--local", "--seeds", "0,x"], {}, "--seeds 0,x: expected"],
     ];
     for (const [args, env, expected] of cases) {
-      const result = await cli(["sweep", ...args, "--out", out], env);
+      const argv = ["sweep", ...args, "--out", out];
+      // In this process, but for the PATH case (which must not change this process's PATH).
+      const result = Object.keys(env).length > 0 ? await cli(argv, env) : await inProcess(argv);
       const lines = result.stderr.trimEnd().split("\n");
       assert(result.code !== 0, `exit code for ${args.join(" ")}`);
       assertEquals(lines.length, 1, `one line for ${args.join(" ")}:\n${result.stderr}`);
