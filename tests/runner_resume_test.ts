@@ -94,8 +94,14 @@ async function waitForEpochs(dir: string, epochs: number): Promise<void> {
   throw new Error(`${dir}: no log with ${epochs} epochs within 5 minutes`);
 }
 
-/** Reads a child's stderr until a line contains `text` (then keeps draining it); returns all read. */
-async function waitForStderr(child: Deno.ChildProcess, text: string): Promise<() => string> {
+/**
+ * Reads a child's stderr until a line contains `text`; then `all` is the promise of all of it
+ * (it keeps reading to the end of the stream).
+ */
+async function waitForStderr(
+  child: Deno.ChildProcess,
+  text: string,
+): Promise<{ all: Promise<string> }> {
   const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
   let seen = "";
   while (!seen.includes(text)) {
@@ -103,10 +109,11 @@ async function waitForStderr(child: Deno.ChildProcess, text: string): Promise<()
     if (done) throw new Error(`the run ended before printing "${text}":\n${seen}`);
     seen += value;
   }
-  (async () => {
+  const all = (async () => {
     for (let r = await reader.read(); !r.done; r = await reader.read()) seen += r.value;
+    return seen;
   })();
-  return () => seen;
+  return { all };
 }
 
 async function finish(child: Deno.ChildProcess): Promise<void> {
@@ -140,38 +147,38 @@ Deno.test("kill -9 mid-run, then --resume: the final log equals an uninterrupted
   const resumed = await summary(crashed);
   assertEquals(resumed, expected);
 
-  // Ctrl-C (SIGINT) or a scheduler's SIGTERM mid-run: a checkpoint of the step reached, exit
-  // code 130 / 143, then --resume.
+  // A scheduler's SIGTERM mid-run: a checkpoint of the step reached, exit code 143, then --resume.
   const folders = [reference, crashed];
-  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
-    const interrupted = await runFolder();
-    folders.push(interrupted);
-    const running = cli(interrupted);
-    await waitForEpochs(interrupted, 1);
-    running.kill(signal);
-    const stopped = await running.output();
-    assertEquals(stopped.code, code, new TextDecoder().decode(stopped.stderr));
-    const log = JSON.parse(await Deno.readTextFile(`${interrupted}/logs/resume_check.json`));
-    assertEquals([log.status, log.interrupted_by], ["interrupted", signal]);
-    await finish(cli(interrupted, "--resume"));
-    assertEquals(await summary(interrupted), expected, `${signal}, then --resume`);
-  }
+  const interrupted = await runFolder();
+  folders.push(interrupted);
+  const running = cli(interrupted);
+  await waitForEpochs(interrupted, 1);
+  running.kill("SIGTERM");
+  const stopped = await running.output();
+  assertEquals(stopped.code, 143, new TextDecoder().decode(stopped.stderr));
+  const log = JSON.parse(await Deno.readTextFile(`${interrupted}/logs/resume_check.json`));
+  assertEquals([log.status, log.interrupted_by], ["interrupted", "SIGTERM"]);
+  await finish(cli(interrupted, "--resume"));
+  assertEquals(await summary(interrupted), expected, "SIGTERM, then --resume");
 
-  // SIGTERM during the random-init evaluation: stopped at once, checkpointed, logged; --resume
-  // evaluates again and ends as the uninterrupted run.
+  // Ctrl-C (SIGINT) during the random-init evaluation: stopped at once (not after the
+  // evaluation), checkpointed, logged, exit code 130; --resume evaluates again and ends as the
+  // uninterrupted run.
   const duringEval = await runFolder();
   folders.push(duringEval);
   const evaluating = cli(duringEval);
   const stderr = await waitForStderr(evaluating, "at its random initialization");
-  evaluating.kill("SIGTERM");
+  evaluating.kill("SIGINT");
   const status = await evaluating.status;
-  assertEquals(status.code, 143, stderr());
+  const printed = await stderr.all;
+  assertEquals(status.code, 130, printed);
+  assert(printed.includes("interrupted by SIGINT"), printed);
   const stoppedLog = await summary(duringEval);
   assertEquals([stoppedLog.status, stoppedLog.losses.length], ["interrupted", 0]);
   assertEquals(stoppedLog.baseline, undefined, "the baseline was cut short, not logged");
   await Deno.stat(`${duringEval}/checkpoints/resume_check/last.safetensors`);
   await finish(cli(duringEval, "--resume"));
-  assertEquals(await summary(duringEval), expected, "SIGTERM in the evaluation, then --resume");
+  assertEquals(await summary(duringEval), expected, "SIGINT in the evaluation, then --resume");
   for (const dir of folders) await Deno.remove(dir, { recursive: true });
 });
 
