@@ -321,6 +321,8 @@ const sdclrSection = {
   gamma: 0.1,
   init_std: 0.01,
   augment: true,
+  test_freq: 1,
+  select_on: "top1" as const,
 };
 
 Deno.test("graph encoder: eval-mode BN makes features independent of the batch they come in", async () => {

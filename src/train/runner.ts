@@ -18,6 +18,7 @@ import { Session, type SessionOptions } from "../runtime/session.ts";
 import {
   iterationsPerEpoch,
   lrScheduleFromConfig,
+  MIN_CONTRASTIVE_BATCH,
   muRng,
   muScheduleFromConfig,
 } from "../schedules/from_config.ts";
@@ -25,8 +26,8 @@ import { lrAt } from "../schedules/lr.ts";
 import { exists } from "../data/files.ts";
 import { ProgressBar } from "../util/progress.ts";
 import { Rng } from "../util/rng.ts";
-import { type Evaluator, evaluatorFor } from "./evaluate.ts";
-import { loadExperimentData } from "./experiment_data.ts";
+import { evaluationEpochs, type Evaluator, evaluatorFor } from "./evaluate.ts";
+import { dataCounts, loadExperimentData } from "./experiment_data.ts";
 import { buildExperimentLog, type ExperimentLog } from "./log.ts";
 import { writeRunOutputs } from "../report/run_outputs.ts";
 import { configHash, makeRunFolders, runPaths } from "./paths.ts";
@@ -35,6 +36,7 @@ import { sdclrEpochMasks } from "./sdclr_epoch.ts";
 import { epochDiagnostics, formatDiagnostics, RareClassLossShare } from "../methods/sdclr/mod.ts";
 import { classCounts } from "../data/dataset.ts";
 import { StepRunner } from "./step_runner.ts";
+import { lastBatchSize, runNotes } from "./preflight.ts";
 
 /** Options of {@link runExperiment}. */
 export interface RunOptions {
@@ -84,7 +86,10 @@ export async function runExperiment(
     batchSize: batch,
     seed: config.seed,
     dropLast: config.train.drop_last,
+    minLastBatch: MIN_CONTRASTIVE_BATCH,
   });
+  const notes = runNotes(config, data.pretrain);
+  for (const note of notes) console.error(note);
   const iterations = iterationsPerEpoch(data.pretrain.count, batch, config.train.drop_last);
   const lrSchedule = lrScheduleFromConfig(config, iterations);
   const mu = muScheduleFromConfig(config, muRng(config.seed));
@@ -130,6 +135,8 @@ export async function runExperiment(
     return entry;
   };
   await stepFor(batch);
+  const rest = lastBatchSize(data.pretrain.count, batch, config.train.drop_last);
+  if (rest !== null) await stepFor(rest);
 
   const augmenter = await Augmenter.create(recipeFromConfig(config.augmentation), {
     ...options.session,
@@ -147,13 +154,23 @@ export async function runExperiment(
   const earlierSessions = progress.elapsedSeconds;
   const elapsed = () => earlierSessions + (performance.now() - sessionStart) / 1000;
   const log = (status: string) =>
-    buildExperimentLog(loaded, progress, status, elapsed(), options.session);
+    buildExperimentLog(loaded, progress, status, elapsed(), options.session, {
+      notes,
+      dataCounts: dataCounts(data),
+    });
   let stopRequested = false;
   const onSignal = () => (stopRequested = true);
   Deno.addSignalListener("SIGINT", onSignal);
   let stepsThisSession = 0;
 
   try {
+    // Every evaluation protocol runs once on a few images now, unless the random-init
+    // evaluation is about to run them in full.
+    const baselineNext = config.evaluation.random_init_baseline &&
+      !progress.randomInitEvaluation && progress.globalStep === 0;
+    if (!baselineNext && evaluationEpochs(config).length > 0) {
+      console.error(await evaluator.check(values));
+    }
     if (config.evaluation.random_init_baseline && !progress.randomInitEvaluation) {
       if (progress.globalStep > 0) {
         console.error(
@@ -188,6 +205,7 @@ export async function runExperiment(
           b.images,
           size,
           new Rng(config.seed, `augment/${epoch}/${progress.stepInEpoch}`),
+          b.sizes,
         );
         const muValue = mu ? mu.value() : null;
         const lr = lrAt(lrSchedule, progress.globalStep);
