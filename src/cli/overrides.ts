@@ -1,6 +1,6 @@
 /** The config-override options shared by `run` and `plan`. */
 import type { ConfigOverrides } from "../config/mod.ts";
-import { type CommandArgs, type CommandOption, numberOption } from "./commands.ts";
+import { type CommandArgs, type CommandOption, numberOption } from "./args.ts";
 
 /** `--set key=value` (repeatable), `--epochs`, `--device`, `--threads`, `--data-dir`. */
 export const configOverrideOptions: Record<string, CommandOption> = {
