@@ -338,7 +338,7 @@ export function groupSource(log: LogRecord): string {
   const reference = typeof rule?.reference_split === "string" ? rule.reference_split : null;
   if (reference === null) return "Groups from the class counts of the reference split";
   const pretrain = record(record(log.resolved_config)?.data)?.pretrain_split;
-  const same = pretrain === reference ? " (the pretraining split)" : "";
+  const same = pretrain === reference ? ", the pretraining split" : "";
   const how = rule!.by === "rank"
     ? `classes ranked by their count, groups of ${JSON.stringify(rule!.sizes)} classes`
     : `more than ${rule!.many_above} images many, fewer than ${rule!.few_below} few`;
