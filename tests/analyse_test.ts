@@ -191,6 +191,14 @@ Deno.test("analyse: pretrained on D_b is its own group, with the nearest paper s
     ours: "D_b",
     paper: "D_i",
   }]);
+  // One run where the paper averaged five splits: said as well.
+  assertEquals(balanced.nearest?.protocolDifferences, [{ field: "runs", ours: 1, paper: 5 }]);
+  assert(
+    formatAnalysis(analysis).includes(
+      'simclr_cifar10_D_b: "SDCLR paper: SimCLR on CIFAR-10-LT": pretrain_split "D_b" (paper "D_i"); ' +
+        "measured differently: runs 1 (paper 5)",
+    ),
+  );
 });
 
 Deno.test("analyse: unfinished runs are left out unless asked for", async () => {

@@ -119,8 +119,15 @@ export interface GroupSummary {
   runs: RunSummary[];
   stats: Record<MetricName, MetricStat | null>;
   paper: PaperComparison[];
-  /** When no paper entry matches: the nearest one (≤ 2 fields apart) and how it differs. */
-  nearest: { entry: string; differences: SignatureDifference[] } | null;
+  /**
+   * When no paper entry matches: the nearest one (≤ 2 setting fields apart), how its setting
+   * differs, and how the runs were measured differently from it.
+   */
+  nearest: {
+    entry: string;
+    differences: SignatureDifference[];
+    protocolDifferences: ProtocolDifference[];
+  } | null;
 }
 
 /** The result of {@link analyseRuns}. */
@@ -326,7 +333,11 @@ export function analyseRuns(runs: readonly RunLog[], options: AnalyseOptions = {
       runs: summaries,
       stats,
       paper,
-      nearest: near && { entry: near.entry.label, differences: near.differences },
+      nearest: near && {
+        entry: near.entry.label,
+        differences: near.differences,
+        protocolDifferences: protocolDifferences(protocol, near.entry.protocol),
+      },
     };
   });
   const collator = new Intl.Collator("en", { numeric: true });
@@ -427,7 +438,10 @@ export function formatAnalysis(analysis: Analysis): string {
       const diffs = g.nearest!.differences.map((d) =>
         `${d.field} ${JSON.stringify(d.ours)} (paper ${JSON.stringify(d.paper)})`
       );
-      out.push(`  ${g.label}: "${g.nearest!.entry}": ${diffs.join(", ")}`);
+      const measured = g.nearest!.protocolDifferences.length > 0
+        ? `; measured differently: ${formatProtocolDifferences(g.nearest!.protocolDifferences)}`
+        : "";
+      out.push(`  ${g.label}: "${g.nearest!.entry}": ${diffs.join(", ")}${measured}`);
     }
   }
   if (analysis.skipped.length > 0) {
