@@ -1,8 +1,12 @@
 /**
  * What the runner settles before the first step: the batch sizes the epoch will run (each gets its
- * static-shaped step graph up front), and the notes a run states once about how it reads its data.
+ * static-shaped step graph up front), the notes a run states once about how it reads its data, and
+ * a dry run of every evaluation protocol.
  */
 import type { ExperimentConfig } from "../config/mod.ts";
+import type { HostTensor } from "../runtime/host_tensor.ts";
+import { evaluationEpochs, type Evaluator } from "./evaluate.ts";
+import type { RunProgress } from "./run_state.ts";
 import { batchCount } from "../data/loader.ts";
 import { type ImageSource, isFullImageSet } from "../data/full_images.ts";
 import { MIN_CONTRASTIVE_BATCH } from "../schedules/from_config.ts";
@@ -36,4 +40,21 @@ export function runNotes(config: ExperimentConfig, pretrain: ImageSource): strin
     );
   }
   return notes;
+}
+
+/**
+ * Runs every configured evaluation protocol once on a few images (Evaluator.check) and prints its
+ * one-line summary, unless the run evaluates nothing or the random-init evaluation is about to run
+ * the protocols in full. Anything that would fail at the first evaluation fails here.
+ */
+export async function checkEvaluation(
+  config: ExperimentConfig,
+  progress: Pick<RunProgress, "randomInitEvaluation" | "globalStep">,
+  evaluator: Evaluator,
+  values: ReadonlyMap<string, HostTensor>,
+): Promise<void> {
+  const baselineNext = config.evaluation.random_init_baseline &&
+    !progress.randomInitEvaluation && progress.globalStep === 0;
+  if (baselineNext || evaluationEpochs(config).length === 0) return;
+  console.error(await evaluator.check(values));
 }

@@ -26,7 +26,7 @@ import { lrAt } from "../schedules/lr.ts";
 import { exists } from "../data/files.ts";
 import { ProgressBar } from "../util/progress.ts";
 import { Rng } from "../util/rng.ts";
-import { evaluationEpochs, type Evaluator, evaluatorFor } from "./evaluate.ts";
+import { type Evaluator, evaluatorFor } from "./evaluate.ts";
 import { dataCounts, loadExperimentData } from "./experiment_data.ts";
 import { buildExperimentLog, type ExperimentLog } from "./log.ts";
 import { writeRunOutputs } from "../report/run_outputs.ts";
@@ -36,7 +36,7 @@ import { sdclrEpochMasks } from "./sdclr_epoch.ts";
 import { epochDiagnostics, formatDiagnostics, RareClassLossShare } from "../methods/sdclr/mod.ts";
 import { classCounts } from "../data/dataset.ts";
 import { StepRunner } from "./step_runner.ts";
-import { lastBatchSize, runNotes } from "./preflight.ts";
+import { checkEvaluation, lastBatchSize, runNotes } from "./preflight.ts";
 
 /** Options of {@link runExperiment}. */
 export interface RunOptions {
@@ -164,13 +164,7 @@ export async function runExperiment(
   let stepsThisSession = 0;
 
   try {
-    // Every evaluation protocol runs once on a few images now, unless the random-init
-    // evaluation is about to run them in full.
-    const baselineNext = config.evaluation.random_init_baseline &&
-      !progress.randomInitEvaluation && progress.globalStep === 0;
-    if (!baselineNext && evaluationEpochs(config).length > 0) {
-      console.error(await evaluator.check(values));
-    }
+    await checkEvaluation(config, progress, evaluator, values);
     if (config.evaluation.random_init_baseline && !progress.randomInitEvaluation) {
       if (progress.globalStep > 0) {
         console.error(
