@@ -567,7 +567,8 @@ Deno.test("config/sdclr matches tools/make_sdclr_configs.ts", () => {
   }
 });
 
-const SHARED_SPLITS = "/work/shared/datasets/sdclr-splits";
+/** The shared SDCLR split files, beside the repository as `../shared` (not in a clean clone). */
+const SHARED_SPLITS = new URL("../../shared/datasets/sdclr-splits", import.meta.url).pathname;
 const haveSharedSplits = (() => {
   try {
     return Deno.statSync(SHARED_SPLITS).isDirectory;
@@ -575,6 +576,11 @@ const haveSharedSplits = (() => {
     return false;
   }
 })();
+if (!haveSharedSplits) {
+  console.log(
+    `config_test: the split-file check is ignored: no ${SHARED_SPLITS} (../shared beside the repository)`,
+  );
+}
 
 Deno.test({
   name: "SDCLR split paths name real files of sdclr-splits",
@@ -873,4 +879,190 @@ Deno.test("bad overrides fail clearly", async () => {
   );
   assert(new ConfigError("f", ["a: b"]).message === "f: a: b");
   assertClose(eth.config.loss.temperature, 0.05);
+});
+
+Deno.test("the schema refuses what the code cannot do and every key nothing reads", async () => {
+  const refused = async (document: Record<string, unknown>, ...parts: string[]) =>
+    await assertThrowsMessage(() => parseExperimentConfig(document, "r.yaml"), ...parts);
+  const sdclrProbe = { protocol: "sdclr", epochs: 4, milestones: [2] };
+  await refused(
+    {
+      ...MINIMAL,
+      loss: {
+        type: "weighted_ntxent",
+        temperature: 0.1,
+        sigma: 0.5,
+        mean: 0.6,
+        out_of_bounds_factor: 0,
+      },
+    },
+    "loss.out_of_bounds_factor: too small: expected number to be >0, got 0",
+  );
+  await refused(
+    { ...MINIMAL, method: { name: "sdclr", dual_bn: false } },
+    "method.dual_bn: expected true: the SDCLR graph always gives the pruned branch its own BN",
+    "got false",
+  );
+  // Splits nothing reads.
+  await refused(
+    { ...MINIMAL, data: { dataset: "cifar10", val_split: "v.npy" } },
+    "data.val_split: only the SDCLR probes",
+    "the ETH protocol splits val_fraction off its training set; remove it",
+  );
+  await refused(
+    { ...MINIMAL, data: { dataset: "cifar10", few_shot_split: "s.npy" } },
+    "data.few_shot_split: only evaluation.few_shot reads it, and it is null; remove it",
+  );
+  await refused(
+    {
+      ...MINIMAL,
+      data: { dataset: "cifar10", train_split: "t.npy", few_shot_split: "s.npy" },
+      evaluation: { linear: null, few_shot: {} },
+    },
+    "data.train_split: only evaluation.linear and evaluation.knn read it, and both are null",
+  );
+  await refused(
+    { ...MINIMAL, data: { dataset: "cifar10", eval_resize: 36 } },
+    "data.eval_resize: not used for cifar10 (32x32 images); remove it, got 36",
+  );
+  await refused(
+    { ...MINIMAL, data: { dataset: "cifar10", full_image_max_side: 64 } },
+    "data.full_image_max_side: not used for cifar10",
+  );
+  // Evaluation keys with nothing to act on.
+  await refused(
+    {
+      ...MINIMAL,
+      evaluation: {
+        linear: null,
+        knn: {},
+        groups: { by: "rank", reference_split: "d.npy", sizes: [5, 5] },
+      },
+    },
+    "evaluation.groups: groups split the per-class accuracies of evaluation.linear or few_shot",
+  );
+  await refused(
+    { ...MINIMAL, evaluation: { linear: null, random_init_baseline: true } },
+    "evaluation.random_init_baseline: needs something to evaluate",
+  );
+  await refused(
+    { ...MINIMAL, evaluation: { linear: null, testing_every_n_epochs: 5 } },
+    "evaluation.testing_every_n_epochs: needs something to evaluate",
+  );
+  // The SDCLR probes' validation period and selection.
+  await refused(
+    {
+      ...MINIMAL,
+      data: { dataset: "cifar10", val_split: "v.npy" },
+      evaluation: { linear: { ...sdclrProbe, test_freq: 5 } },
+    },
+    "evaluation.linear.test_freq: no epoch of the 4 would be validated; expected at most epochs, got 5",
+  );
+  await refused(
+    { ...MINIMAL, evaluation: { linear: { ...sdclrProbe, test_freq: 2, select_on: "top5" } } },
+    "r.yaml: 2 problems",
+    "evaluation.linear.test_freq: validation needs data.val_split",
+    "evaluation.linear.select_on: selection needs data.val_split",
+  );
+  // Image files are pretrained from whole images of different sizes: a crop must fix the size.
+  await refused(
+    {
+      ...MINIMAL,
+      data: {
+        dataset: "list",
+        image_size: 64,
+        pretrain_split: "p.txt",
+        test_split: "t.txt",
+        train_split: "a.txt",
+      },
+      augmentation: { recipe: "none" },
+    },
+    "augmentation.crop: list images differ in size and pretraining crops from the whole image; " +
+      "expected a crop with p 1, got null",
+  );
+  // CUDA options the pinned onnxruntime-node cannot pass.
+  await refused(
+    { ...MINIMAL, runtime: { use_tf32: false } },
+    "runtime.use_tf32: false cannot be applied: onnxruntime-node 1.29.0 passes only deviceId",
+  );
+  await refused(
+    { ...MINIMAL, runtime: { cudnn_conv_algo_search: "HEURISTIC" } },
+    'runtime.cudnn_conv_algo_search: "HEURISTIC" cannot be applied',
+  );
+  await refused({ ...MINIMAL, runtime: { threads: -1 } }, "runtime.threads: ");
+
+  // What is read is accepted: few-shot alone (its score stands in for the linear one).
+  const fewShotOnly = parseExperimentConfig({
+    ...MINIMAL,
+    data: { dataset: "cifar10", val_split: "v.npy", few_shot_split: "s.npy" },
+    evaluation: { linear: null, few_shot: { epochs: 10, milestones: [5], test_freq: 5 } },
+  }, "f.yaml");
+  assertEquals(fewShotOnly.evaluation.few_shot?.test_freq, 5);
+  assertEquals(fewShotOnly.runtime, {
+    threads: 0,
+    memory_arena: true,
+    device_id: 0,
+    cudnn_conv_algo_search: "EXHAUSTIVE",
+    use_tf32: true,
+    prefer_nhwc: false,
+    arena_extend_strategy: "kNextPowerOfTwo",
+  });
+  assertEquals(fewShotOnly.data.full_image_max_side, null);
+});
+
+Deno.test("SDCLR configs validate as the original's scripts: test_freq, top-5 on ImageNet, whole images", async () => {
+  for (const file of yamlFiles(SDCLR_DIR)) {
+    const c = (await loadConfig(file)).config;
+    const linear = c.evaluation.linear!;
+    const fewShot = c.evaluation.few_shot!;
+    assert(linear.protocol === "sdclr", file);
+    if (c.data.dataset === "list") {
+      // imagenet-100-res50-LT.sh: --test_freq 2 (linear), 10 (few-shot); train_imagenet.py keeps the best top-5.
+      assertEquals([linear.test_freq, fewShot.test_freq], [2, 10], file);
+      assertEquals([linear.select_on, fewShot.select_on], ["top5", "top5"], file);
+      assertEquals([c.data.full_image_max_side, c.data.eval_resize, c.data.image_size], [
+        320,
+        256,
+        224,
+      ]);
+    } else {
+      // cifar-10-LT.sh / cifar-100-LT.sh: the few-shot run passes --test_freq 5, the linear run the default 1.
+      assertEquals([linear.test_freq, fewShot.test_freq], [1, 5], file);
+      assertEquals([linear.select_on, fewShot.select_on], ["top1", "top1"], file);
+    }
+  }
+});
+
+Deno.test("runtime section: --threads and --set reach it; resuming ignores it", async () => {
+  const loaded = await loadConfig("config/quickstart.yaml", {
+    threads: 2,
+    set: ["runtime.memory_arena=false"],
+  });
+  assertEquals([loaded.config.runtime.threads, loaded.config.runtime.memory_arena], [2, false]);
+  assertEquals(loaded.overrides, ["runtime.memory_arena=false", "runtime.threads=2"]);
+  const { configHash } = await import("../src/train/paths.ts");
+  assertEquals(configHash(loaded), configHash(await loadConfig("config/quickstart.yaml")));
+  const { sessionOptionsFromConfig } = await import("../src/runtime/session_options.ts");
+  const session = sessionOptionsFromConfig({ device: "cpu", ...loaded.config.runtime });
+  assertEquals([session.device, session.threads, session.memoryArena], ["cpu", 2, false]);
+});
+
+Deno.test("the ETH config of a shortened run carries the values it ran with", async () => {
+  const { ethEffectiveConfig } = await import("../src/config/mod.ts");
+  const loaded = await loadConfig(`${ETH_DIR}/experiment_2.yaml`, {
+    epochs: 3,
+    set: ["evaluation.linear.epochs=2", "evaluation.testing_every_n_epochs=null"],
+  });
+  const effective = ethEffectiveConfig(loaded.eth!, loaded.config) as {
+    pretraining: { max_epochs: number; batch_size: number };
+    testing: { max_epochs: number; testing_every_n_epochs: unknown; batch_size: number };
+  };
+  assertEquals(effective.pretraining.max_epochs, 3);
+  assertEquals(effective.testing.max_epochs, 2);
+  assertEquals(effective.testing.testing_every_n_epochs, "None");
+  // Untouched keys stay as the file has them; the loaded dict itself is not changed.
+  assertEquals([effective.pretraining.batch_size, effective.testing.batch_size], [256, 256]);
+  assertEquals(ethValue(loaded, "pretraining.max_epochs"), 500);
+  const unchanged = await loadConfig(`${ETH_DIR}/experiment_2.yaml`);
+  assertEquals(ethEffectiveConfig(unchanged.eth!, unchanged.config), unchanged.eth);
 });

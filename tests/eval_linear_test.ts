@@ -7,7 +7,13 @@ import {
   assertThrowsMessage,
 } from "./assert.ts";
 import type { EvaluationConfig } from "../src/config/mod.ts";
-import { classCounts, type ImageDataset, loadCifar, subsetDataset } from "../src/data/mod.ts";
+import {
+  classCounts,
+  fullImageSet,
+  type ImageDataset,
+  loadCifar,
+  subsetDataset,
+} from "../src/data/mod.ts";
 import {
   ClassifierPredictor,
   type ClassifierWeights,
@@ -21,6 +27,7 @@ import {
   LinearClassifier,
   sdclrLinearProbe,
   type SdclrProbeOptions,
+  topKAccuracy,
 } from "../src/eval/mod.ts";
 import { buildFeatureGraph } from "../src/methods/contrastive.ts";
 import { initParams } from "../src/nn/mod.ts";
@@ -321,6 +328,8 @@ const sdclrSection = {
   gamma: 0.1,
   init_std: 0.01,
   augment: true,
+  test_freq: 1,
+  select_on: "top1" as const,
 };
 
 Deno.test("graph encoder: eval-mode BN makes features independent of the batch they come in", async () => {
@@ -420,4 +429,116 @@ Deno.test("evaluateEncoder: ETH linear, kNN and groups from one evaluation confi
   } finally {
     await encoder.release();
   }
+});
+
+Deno.test("top-k accuracy counts classes scoring strictly above the label", () => {
+  // Rows: label 2 ranks 3rd; label 0 ranks 1st; label 1 ties with two others at the top.
+  const logits = Float32Array.of(
+    0.9,
+    0.8,
+    0.7,
+    0.1,
+    0.5,
+    0.4,
+    0.3,
+    0.2,
+    0.6,
+    0.6,
+    0.6,
+    0.0,
+  );
+  const labels = Int32Array.of(2, 0, 1);
+  assertClose(topKAccuracy(logits, labels, 4, 1), 2 / 3, 1e-12);
+  assertClose(topKAccuracy(logits, labels, 4, 2), 2 / 3, 1e-12);
+  assertClose(topKAccuracy(logits, labels, 4, 3), 1, 1e-12);
+  assertClose(topKAccuracy(logits, labels, 4, 5), 1, 1e-12);
+});
+
+Deno.test("sdclr probe: validated every test_freq epochs, the best kept on top-1 or top-5 (strictly better)", async () => {
+  const sets = await miniSets();
+  const train = subsetDataset(sets.train, range(0, 40), "train 0..39");
+  for (const selectOn of ["top1", "top5"] as const) {
+    const result = await sdclrLinearProbe(channelMeans, { train, val: sets.val, test: sets.test }, {
+      ...probeOptions,
+      batchSize: 8,
+      epochs: 7,
+      lr: 0.5,
+      milestones: [5],
+      testFreq: 3,
+      selectOn,
+    });
+    assertEquals([result.testFreq, result.selectOn, result.selection], [3, selectOn, "best_val"]);
+    // As train_imagenet.py / train_cifar.py: epochs 3 and 6 are validated, 7 is not.
+    assertEquals(result.epochs.filter((e) => e.valAccuracy !== null).map((e) => e.epoch), [3, 6]);
+    assert(result.epochs.every((e) => (e.valAccuracy === null) === (e.valTop5Accuracy === null)));
+    const score = (e: (typeof result.epochs)[number]) =>
+      selectOn === "top5" ? e.valTop5Accuracy! : e.valAccuracy!;
+    const [third, sixth] = [result.epochs[2], result.epochs[5]];
+    assertEquals(result.bestEpoch, score(sixth) > score(third) ? 6 : 3);
+    assertEquals(result.valAccuracy, result.epochs[result.bestEpoch - 1].valAccuracy);
+    assert(result.testTop5Accuracy >= result.testAccuracy, "top-5 is at least top-1");
+  }
+  await assertThrowsMessage(
+    () =>
+      sdclrLinearProbe(channelMeans, { train, val: sets.val, test: sets.test }, {
+        ...probeOptions,
+        epochs: 2,
+        testFreq: 3,
+        tag: "few_shot",
+      }),
+    "evaluation.few_shot.test_freq",
+    "no epoch would be validated",
+  );
+});
+
+Deno.test("sdclr probe on whole images: RandomResizedCrop + flip from each image, reproducible", async () => {
+  const sets = await miniSets();
+  // The first 40 training images cut to different sizes, as whole images of a list.
+  const plane = 32 * 32;
+  const images = Array.from({ length: 40 }, (_, i) => {
+    const [height, width] = [32 - (i % 5), 32 - (i % 3)];
+    const data = new Uint8Array(3 * height * width);
+    for (let c = 0; c < 3; c++) {
+      for (let y = 0; y < height; y++) {
+        for (let x = 0; x < width; x++) {
+          data[(c * height + y) * width + x] = sets.train.images[(i * 3 + c) * plane + y * 32 + x];
+        }
+      }
+    }
+    return { data, height, width };
+  });
+  const whole = fullImageSet(
+    images,
+    sets.train.labels.slice(0, 40),
+    sets.train.classes,
+    32,
+    "whole 0..39",
+  );
+  const options = { ...probeOptions, batchSize: 16, epochs: 2, lr: 0.5 };
+  const result = await sdclrLinearProbe(channelMeans, {
+    train: whole,
+    val: sets.val,
+    test: sets.test,
+  }, options);
+  assertEquals(result.augmentation, "random_resized_crop_flip");
+  assertEquals(result.counts.train, 40);
+  assert(result.epochs.every((e) => Number.isFinite(e.trainLoss) && e.trainLoss > 0));
+  const again = await sdclrLinearProbe(channelMeans, {
+    train: whole,
+    val: sets.val,
+    test: sets.test,
+  }, options);
+  assertEquals(again.epochs.map((e) => e.trainLoss), result.epochs.map((e) => e.trainLoss));
+  // Fixed-size training images keep SDCLR's CIFAR transform.
+  const cifar = await sdclrLinearProbe(channelMeans, sets, options);
+  assertEquals(cifar.augmentation, "random_crop_flip");
+  await assertThrowsMessage(
+    () =>
+      sdclrLinearProbe(channelMeans, { train: whole, val: null, test: sets.test }, {
+        ...options,
+        augment: false,
+      }),
+    "evaluation.linear.augment",
+    "whole images",
+  );
 });

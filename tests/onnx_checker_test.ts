@@ -10,24 +10,10 @@ import { ntXentGraph, weightedNtXentGraph } from "../src/losses/mod.ts";
 import { createOptimizer } from "../src/optim/mod.ts";
 import { buildFusedStep } from "../src/train/fused_step.ts";
 import { crossEntropy, smallCnn } from "../src/train/supervised.ts";
+import { PYTHON, pythonOnnxAvailable } from "./python_onnx.ts";
 
-const PYTHON = "/usr/bin/python3";
-
-function onnxCheckerAvailable(): boolean {
-  try {
-    const r = new Deno.Command(PYTHON, {
-      args: ["-c", "import onnx"],
-      stdout: "null",
-      stderr: "null",
-    }).outputSync();
-    return r.success;
-  } catch {
-    return false;
-  }
-}
-
-const available = onnxCheckerAvailable();
-if (!available) console.log(`onnx checker test skipped: ${PYTHON} with python3-onnx not found`);
+const available = pythonOnnxAvailable;
+if (!available) console.log(`onnx checker test ignored: ${PYTHON} with python3-onnx not found`);
 
 function quickstartStep(): Graph {
   const graph = new Graph("supervised_train_step");

@@ -148,6 +148,31 @@ Deno.test("report: tables hold the evaluations, groups, diagnostics, config, env
   assert(html.includes(row("epochs", "6 of 6")), "epochs");
   assert(html.includes("type: weighted_ntxent"), "config as YAML");
   assert(html.includes(row("onnxruntime", "1.29.0")), "environment");
+  // The groups' source is the reference split, and the headline accuracy says what it is.
+  assert(
+    html.includes(
+      "Groups from the class counts of splits/cifar10_imbSub_with_subsets/split1_D_i.npy, the " +
+        "pretraining split (evaluation.groups: classes ranked by their count, groups of [4,3,3] classes)",
+    ),
+    "group source",
+  );
+  assert(html.includes("last test accuracy (%) (linear probe)"), "headline metric named");
+});
+
+Deno.test("report: a run pretrained on D_b says its groups come from D_i's counts", async () => {
+  const { log } = await readRunLog(`${FIXTURES}/analyse/simclr_cifar10_split1_D_b.json`);
+  const html = await renderReport(log);
+  assert(
+    html.includes(
+      "Groups from the class counts of splits/cifar10_imbSub_with_subsets/split1_D_i.npy " +
+        "(evaluation.groups: classes ranked",
+    ),
+    "D_b run: groups from D_i",
+  );
+  assert(
+    !html.includes("class counts of the pretraining split"),
+    "no claim about the pretraining split",
+  );
 });
 
 Deno.test("report: the page is self-contained (nothing fetched from outside)", async () => {

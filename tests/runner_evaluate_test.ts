@@ -3,7 +3,7 @@
  * (always for our `evaluate_at_end: true`; for ETH configs only when a run
  * shortened by `--epochs` would otherwise have no score, as SPEC says).
  */
-import { assertEquals } from "./assert.ts";
+import { assertEquals, assertThrowsMessage } from "./assert.ts";
 import { loadConfig } from "../src/config/mod.ts";
 import { evaluationEpochs } from "../src/train/evaluate.ts";
 
@@ -28,9 +28,20 @@ Deno.test("our format: evaluate_at_end true adds the last epoch, false does not"
   assertEquals(await evaluatedAfter(ours, 3, ["evaluation.evaluate_at_end=if_none"]), [3]);
   assertEquals(await evaluatedAfter(ours, 12, ["evaluation.evaluate_at_end=if_none"]), [5, 10]);
   assertEquals(await evaluatedAfter(ours, 12, ["evaluation.linear=null"]), [5, 10, 12], "kNN");
+  const nothing = ["evaluation.linear=null", "evaluation.knn=null"];
   assertEquals(
-    await evaluatedAfter(ours, 12, ["evaluation.linear=null", "evaluation.knn=null"]),
+    await evaluatedAfter(ours, 12, [
+      ...nothing,
+      "evaluation.random_init_baseline=false",
+      "evaluation.testing_every_n_epochs=null",
+    ]),
     [],
     "nothing to evaluate",
+  );
+  // Asking for a baseline or a period with nothing to evaluate is refused, not ignored.
+  await assertThrowsMessage(
+    () => evaluatedAfter(ours, 12, nothing),
+    "evaluation.random_init_baseline: needs something to evaluate",
+    "evaluation.testing_every_n_epochs: needs something to evaluate",
   );
 });

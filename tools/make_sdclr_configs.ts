@@ -22,7 +22,16 @@ const SGD = { type: "sgd", lr: 0.5, momentum: 0.9, weight_decay: 1e-4 };
 const WARMUP_COSINE = { type: "warmup_cosine", warmup_epochs: 10, final_lr: 1e-6 };
 const OUTPUT = { log_dir: "experiment_logs", checkpoint_dir: "checkpoints" };
 
-function sdclrProbe(batchSize: number) {
+/**
+ * The SDCLR probes. The original validates every `--test_freq` epochs (train_cifar.py default 1,
+ * cifar-10-LT.sh passes 5 to the few-shot run; imagenet-100-res50-LT.sh passes 2 and 10) and keeps
+ * the best model on validation top-1 (train_cifar.py) or top-5 (train_imagenet.py).
+ */
+function sdclrProbe(
+  batchSize: number,
+  testFreq: { linear: number; fewShot: number },
+  selectOn: "top1" | "top5",
+) {
   return {
     linear: {
       protocol: "sdclr",
@@ -35,6 +44,8 @@ function sdclrProbe(batchSize: number) {
       gamma: 0.1,
       init_std: 0.01,
       augment: true,
+      test_freq: testFreq.linear,
+      select_on: selectOn,
     },
     few_shot: {
       lr: 30,
@@ -46,6 +57,8 @@ function sdclrProbe(batchSize: number) {
       gamma: 0.1,
       init_std: 0.01,
       augment: true,
+      test_freq: testFreq.fewShot,
+      select_on: selectOn,
     },
   };
 }
@@ -114,7 +127,7 @@ function cifarConfig(
       evaluation: {
         testing_every_n_epochs: null,
         evaluate_at_end: true,
-        ...sdclrProbe(128),
+        ...sdclrProbe(128, { linear: 1, fewShot: 5 }, "top1"),
         knn: null,
         // Groups come from the class counts of the long-tail subset, whatever was pretrained on.
         groups: {
@@ -145,9 +158,13 @@ function imagenet100Config(variant: Variant): GeneratedConfig {
         dir: "data/imagenet",
         image_size: 224,
         eval_resize: 256,
+        full_image_max_side: 320,
         num_classes: 100,
         pretrain_split: `${lists}/${pretrainList}.txt`,
         // --fullset probe list; not among the shared split files (it is large).
+        // Pretraining and the probes' training sets are decoded whole (longer side at most 320
+        // px, data.full_image_max_side) for RandomResizedCrop; val/test are Resize(256) +
+        // CenterCrop(224) as in the original.
         train_split: `${lists}/ImageNet_100_train.txt`,
         val_split: `${lists}/ImageNet_100_val.txt`,
         few_shot_split: `${lists}/imageNet_100_sub_balance_train_0.01.txt`,
@@ -174,7 +191,7 @@ function imagenet100Config(variant: Variant): GeneratedConfig {
       evaluation: {
         testing_every_n_epochs: null,
         evaluate_at_end: true,
-        ...sdclrProbe(512),
+        ...sdclrProbe(512, { linear: 2, fewShot: 10 }, "top5"),
         knn: null,
         groups: {
           by: "count",

@@ -143,10 +143,17 @@ export function sampleJitter(rng: Rng, spec: ColorJitterSpec): JitterDraw {
   return { order, brightness, contrast, saturation, hue };
 }
 
-/** Draws the parameters of one view, transform by transform, in torchvision's order of draws. */
-export function sampleView(plan: RecipePlan, rng: Rng): ViewDraws {
-  let h = plan.inputHeight;
-  let w = plan.inputWidth;
+/**
+ * Draws the parameters of one view, transform by transform, in torchvision's order of draws.
+ * `size` is the sample's [height, width] when it is smaller than the plan's input (a whole image
+ * at the top-left of a canvas, src/data/full_images.ts); default the plan's input size.
+ */
+export function sampleView(
+  plan: RecipePlan,
+  rng: Rng,
+  size?: readonly [number, number],
+): ViewDraws {
+  let [h, w] = sampleSize(plan, size);
   return plan.recipe.transforms.map((spec): TransformDraw => {
     switch (spec.kind) {
       case "random_resized_crop": {
@@ -218,9 +225,14 @@ export interface AxisMap {
  * A crop moves the origin; the resize sets the filter window to the source extent it reads
  * and scales the step; a flip mirrors the axis.
  */
-export function composeGeometry(plan: RecipePlan, draws: ViewDraws): { y: AxisMap; x: AxisMap } {
-  const y = { size: plan.inputHeight, origin: 0, step: 1, low: 0, high: plan.inputHeight };
-  const x = { size: plan.inputWidth, origin: 0, step: 1, low: 0, high: plan.inputWidth };
+export function composeGeometry(
+  plan: RecipePlan,
+  draws: ViewDraws,
+  size?: readonly [number, number],
+): { y: AxisMap; x: AxisMap } {
+  const [height, width] = sampleSize(plan, size);
+  const y = { size: height, origin: 0, step: 1, low: 0, high: height };
+  const x = { size: width, origin: 0, step: 1, low: 0, high: width };
   const crop = (axis: typeof y, start: number, size: number) => {
     axis.origin += start * axis.step;
     axis.size = size;
@@ -308,15 +320,20 @@ export function jitterStages(
   return { stages, hue: jitter.hue };
 }
 
-/** Writes the parameter row of one view into `row` (length plan.columns). */
-export function packView(plan: RecipePlan, draws: ViewDraws, row: Float32Array): void {
+/** Writes the parameter row of one view into `row` (length plan.columns); `size` as for {@link sampleView}. */
+export function packView(
+  plan: RecipePlan,
+  draws: ViewDraws,
+  row: Float32Array,
+  size?: readonly [number, number],
+): void {
   if (draws.length !== plan.recipe.transforms.length) {
     throw new Error(
       `augment: ${draws.length} draws for the ${plan.recipe.transforms.length} transforms of recipe ${plan.recipe.name}`,
     );
   }
   if (plan.hasGeometry) {
-    const { y, x } = composeGeometry(plan, draws);
+    const { y, x } = composeGeometry(plan, draws, size);
     row.set(
       [y.origin, y.step, y.low, y.high, x.origin, x.step, x.low, x.high],
       blockOf(plan, -1).offset,
@@ -359,24 +376,59 @@ export interface BatchParams {
 
 /**
  * Draws `views` views for each of `batch` samples (sample by sample, views in turn, as a
- * data loader calling the transform twice per image does) and packs them.
+ * data loader calling the transform twice per image does) and packs them. `sizes` gives each
+ * sample's [height, width] (at 2b, 2b + 1) when the images are whole images on a canvas.
  */
-export function sampleBatch(plan: RecipePlan, rng: Rng, batch: number, views = 2): BatchParams {
+export function sampleBatch(
+  plan: RecipePlan,
+  rng: Rng,
+  batch: number,
+  views = 2,
+  sizes: Int32Array | null = null,
+): BatchParams {
   if (!(Number.isInteger(batch) && batch > 0)) {
     throw new Error(`augment: batch must be a positive integer, got ${batch}`);
   }
   if (!(Number.isInteger(views) && views > 0)) {
     throw new Error(`augment: views must be a positive integer, got ${views}`);
   }
+  if (sizes !== null && sizes.length !== 2 * batch) {
+    throw new Error(`augment: ${sizes.length / 2} image sizes for a batch of ${batch}`);
+  }
   const draws: ViewDraws[][] = Array.from({ length: views }, () => new Array<ViewDraws>(batch));
   for (let b = 0; b < batch; b++) {
-    for (let v = 0; v < views; v++) draws[v][b] = sampleView(plan, rng);
+    const size = sampleSizeAt(sizes, b);
+    for (let v = 0; v < views; v++) draws[v][b] = sampleView(plan, rng, size);
   }
-  return { draws, params: packBatch(plan, draws) };
+  return { draws, params: packBatch(plan, draws, sizes) };
 }
 
-/** Packs draws[v][b] into the float32 parameter tensor [views, batch, columns]. */
-export function packBatch(plan: RecipePlan, draws: ViewDraws[][]): HostTensor {
+function sampleSizeAt(sizes: Int32Array | null, b: number): [number, number] | undefined {
+  return sizes === null ? undefined : [sizes[2 * b], sizes[2 * b + 1]];
+}
+
+/** A sample's [height, width]: `size` (checked to fit the plan's input) or the plan's input size. */
+function sampleSize(plan: RecipePlan, size?: readonly [number, number]): [number, number] {
+  if (size === undefined) return [plan.inputHeight, plan.inputWidth];
+  const [h, w] = size;
+  if (
+    !(Number.isInteger(h) && Number.isInteger(w) && h >= 1 && w >= 1 && h <= plan.inputHeight &&
+      w <= plan.inputWidth)
+  ) {
+    throw new Error(
+      `augment: image size ${h}x${w} does not fit the ${plan.inputHeight}x${plan.inputWidth} input ` +
+        `of recipe ${plan.recipe.name}`,
+    );
+  }
+  return [h, w];
+}
+
+/** Packs draws[v][b] into the float32 parameter tensor [views, batch, columns]; `sizes` as in {@link sampleBatch}. */
+export function packBatch(
+  plan: RecipePlan,
+  draws: ViewDraws[][],
+  sizes: Int32Array | null = null,
+): HostTensor {
   const views = draws.length;
   const batch = draws[0]?.length ?? 0;
   const data = new Float32Array(views * batch * plan.columns);
@@ -386,7 +438,12 @@ export function packBatch(plan: RecipePlan, draws: ViewDraws[][]): HostTensor {
     }
     for (let b = 0; b < batch; b++) {
       const start = (v * batch + b) * plan.columns;
-      packView(plan, draws[v][b], data.subarray(start, start + plan.columns));
+      packView(
+        plan,
+        draws[v][b],
+        data.subarray(start, start + plan.columns),
+        sampleSizeAt(sizes, b),
+      );
     }
   }
   return { dtype: "float32", shape: [views, batch, plan.columns], data };

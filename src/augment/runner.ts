@@ -35,9 +35,9 @@ export class Augmenter {
     return new Augmenter(plan, views, session);
   }
 
-  /** Draws the parameters of `batch` samples (all views). */
-  sample(rng: Rng, batch: number): BatchParams {
-    return sampleBatch(this.plan, rng, batch, this.views);
+  /** Draws the parameters of `batch` samples (all views); `sizes` as for {@link augment}. */
+  sample(rng: Rng, batch: number, sizes: Int32Array | null = null): BatchParams {
+    return sampleBatch(this.plan, rng, batch, this.views, sizes);
   }
 
   /** Runs the graph on uint8 CHW images of `batch` samples; returns one float32 tensor per view. */
@@ -64,13 +64,18 @@ export class Augmenter {
     return this.session.outputNames.map((name) => out[name]);
   }
 
-  /** Draws parameters from `rng` and runs the graph. */
+  /**
+   * Draws parameters from `rng` and runs the graph. `sizes` ([height, width] of image k at 2k,
+   * 2k + 1) marks whole images of different sizes at the top-left of the input canvas: crops are
+   * drawn within each image and only its pixels are read.
+   */
   async augment(
     images: Uint8Array,
     batch: number,
     rng: Rng,
+    sizes: Int32Array | null = null,
   ): Promise<{ views: HostTensor[]; params: BatchParams }> {
-    const params = this.sample(rng, batch);
+    const params = this.sample(rng, batch, sizes);
     return { views: await this.run(images, batch, params.params), params };
   }
 

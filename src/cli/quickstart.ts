@@ -30,7 +30,6 @@ export const quickstartCommand: Command = {
   usage: "[--resume] [--epochs N] [--threads T] [--set key=value ...] | --supervised [...]",
   options: {
     resume: { type: "boolean", description: "continue the quickstart run from its checkpoint" },
-    threads: { type: "string", description: "CPU threads (0: all cores)", default: "0" },
     ...configOverrideOptions,
     supervised: {
       type: "boolean",

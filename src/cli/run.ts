@@ -6,10 +6,12 @@
 import { loadConfig } from "../config/mod.ts";
 import { resolveDevice } from "../runtime/device.ts";
 import { runExperiment } from "../train/runner.ts";
-import { type Command, type CommandArgs, numberOption } from "./commands.ts";
+import { type Command, type CommandArgs } from "./commands.ts";
+import { sessionOptionsFromConfig } from "../runtime/session_options.ts";
 import { UsageError } from "./errors.ts";
 import type { LoadedConfig } from "../config/mod.ts";
 import type { ExperimentLog } from "../train/log.ts";
+import type { ScoreMetric } from "../eval/mod.ts";
 import { configOverrideOptions, overridesFromArgs } from "./overrides.ts";
 import { analyseRuns, formatAnalysis, parseRunLog, type RunLog } from "../report/mod.ts";
 import { runPaths } from "../train/paths.ts";
@@ -18,8 +20,8 @@ import { findFiles } from "../util/find_files.ts";
 import { checkDistinctLogs, CONFIG_FILES } from "./config_files.ts";
 
 interface GroupReport {
-  groups: { name: string; accuracy: number }[];
-  balancedness: number;
+  groups: { name: string; accuracy: number | null }[];
+  balancedness: number | null;
 }
 
 /** The part of an evaluation's details that holds many/medium/few groups. */
@@ -32,14 +34,9 @@ export const runCommand: Command = {
   name: "run",
   summary: "run an experiment from a YAML config (ours or the ETH format): pretrain, evaluate, log",
   usage:
-    "<config.yaml | directory | 'glob'>... [--resume] [--set key=value ...] [--epochs N] [--device cpu|cuda|auto] [--data-dir D]",
+    "<config.yaml | directory | 'glob'>... [--resume] [--set key=value ...] [--epochs N] [--device cpu|cuda|auto] [--threads T] [--data-dir D]",
   options: {
     resume: { type: "boolean", description: "continue from the run's last checkpoint" },
-    threads: {
-      type: "string",
-      description: "CPU threads for ONNX Runtime (0: one per core)",
-      default: "0",
-    },
     ...configOverrideOptions,
   },
   async run(args) {
@@ -65,8 +62,8 @@ export const runCommand: Command = {
 };
 
 /**
- * Runs (or with `--resume` continues) the experiment of a loaded config on the command
- * line's `--threads`, and prints the summary.
+ * Runs (or with `--resume` continues) the experiment of a loaded config with the session
+ * options of its `device` and `runtime` section, and prints the summary.
  */
 export async function runLoadedConfig(
   loaded: LoadedConfig,
@@ -75,21 +72,37 @@ export async function runLoadedConfig(
   const { device } = await resolveDevice(loaded.config.device);
   const log = await runExperiment(loaded, {
     resume: Boolean(args.values.resume),
-    session: { device, threads: numberOption(args, "threads") },
+    session: sessionOptionsFromConfig({ device, ...loaded.config.runtime }),
   });
   printRunSummary(loaded, log);
   return log;
 }
 
-/** Prints where a run's log and report are, its test accuracies, the random-init baseline and groups. */
+/** What a score metric is called in the run summary. */
+const SCORE_NAMES: Record<ScoreMetric, string> = {
+  linear: "linear-probe test accuracy",
+  few_shot: "few-shot test accuracy (no linear probe configured)",
+  knn: "kNN test accuracy (no linear or few-shot probe configured)",
+};
+
+function percent(value: number | null | undefined): string {
+  return typeof value === "number" && Number.isFinite(value)
+    ? `${(100 * value).toFixed(2)} %`
+    : "—";
+}
+
+/**
+ * Prints where a run's log and report are, its headline test accuracies (named by what they
+ * are: the linear probe's, or the few-shot or kNN accuracy standing in for it), the random-init
+ * baseline and the many/medium/few groups with their balancedness, a fraction as in the report.
+ */
 export function printRunSummary(loaded: LoadedConfig, log: ExperimentLog): void {
   const paths = runPaths(loaded.config);
   console.log(`${log.experiment}: ${log.status}; log ${paths.log}, report ${paths.report}`);
   if (log.model_scores.length > 0) {
+    const metric = log.evaluations.at(-1)?.metric ?? "linear";
     console.log(
-      `test accuracy per evaluation: ${
-        log.model_scores.map((s) => (100 * s).toFixed(2) + " %").join(", ")
-      }`,
+      `${SCORE_NAMES[metric]} per evaluation: ${log.model_scores.map(percent).join(", ")}`,
     );
   }
   const baseline = log.random_init_evaluation;
@@ -98,9 +111,7 @@ export function printRunSummary(loaded: LoadedConfig, log: ExperimentLog): void 
     const gain = last === undefined
       ? ""
       : `; pretrained − random init: ${(100 * (last - baseline.accuracy)).toFixed(2)} points`;
-    console.log(
-      `random-init baseline (same evaluation): ${(100 * baseline.accuracy).toFixed(2)} %${gain}`,
-    );
+    console.log(`random-init baseline (same evaluation): ${percent(baseline.accuracy)}${gain}`);
   }
   const last = log.evaluations.at(-1)?.details as GroupDetails | undefined;
   for (
@@ -110,11 +121,10 @@ export function printRunSummary(loaded: LoadedConfig, log: ExperimentLog): void 
     ]] as const
   ) {
     if (!report) continue;
-    const groups = report.groups.map((g) => `${g.name} ${(100 * g.accuracy).toFixed(2)} %`).join(
-      ", ",
-    );
-    console.log(
-      `${name} groups: ${groups}; balancedness ${(100 * report.balancedness).toFixed(2)}`,
-    );
+    const groups = report.groups.map((g) => `${g.name} ${percent(g.accuracy)}`).join(", ");
+    const balancedness = report.balancedness === null
+      ? "— (a group has no test images)"
+      : `${report.balancedness.toFixed(4)} (std of the group accuracies, as a fraction)`;
+    console.log(`${name} groups: ${groups}; balancedness ${balancedness}`);
   }
 }

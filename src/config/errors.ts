@@ -64,6 +64,10 @@ export function formatIssue(
     case "unrecognized_keys":
       return issue.keys.map((key) => `${keyPath([...path, key])}: unknown key`);
     case "invalid_value":
+      // A schema's own message (e.g. why only `true` is accepted) says more than the values.
+      if (!issue.message.startsWith("Invalid")) {
+        return [`${where}: ${issue.message}, got ${describeValue(input)}`];
+      }
       return [
         `${where}: expected ${issue.values.map((v) => JSON.stringify(v)).join(" | ")}, got ${
           describeValue(input)

@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { describeValue } from "./errors.ts";
-import type { ExperimentConfigInput } from "./schema.ts";
+import type { ExperimentConfig, ExperimentConfigInput } from "./schema.ts";
 
 const positive = z.number().positive();
 const nonNegative = z.number().min(0);
@@ -483,4 +483,50 @@ export function mapEthConfig(eth: EthConfig): ExperimentConfigInput {
     },
     output: { log_dir: "experiment_logs", checkpoint_dir: "checkpoints" },
   };
+}
+
+/**
+ * The ETH dict of a run with the values it ran with: keys of the ETH format that a resolved config
+ * sets differently (overrides such as `--epochs`) take the resolved value; the rest stays as the
+ * file has it. Overrides without an ETH key are in the log's `overrides` and `resolved_config`.
+ */
+export function ethEffectiveConfig(
+  eth: Record<string, unknown>,
+  config: ExperimentConfig,
+): Record<string, unknown> {
+  const effective = structuredClone(eth);
+  const section = (parent: Record<string, unknown>, key: string) => {
+    const child = parent[key];
+    if (child === null || typeof child !== "object" || Array.isArray(child)) {
+      parent[key] = {};
+    }
+    return parent[key] as Record<string, unknown>;
+  };
+  const set = (parent: Record<string, unknown>, key: string, value: unknown) => {
+    const current = toNumberList(parent[key]);
+    const same = typeof value === "number" && current?.length === 1 && current[0] === value;
+    if (!same && parent[key] !== value) parent[key] = value;
+  };
+  set(effective, "experiment", config.experiment);
+  set(effective, "seed", config.seed);
+  const pretraining = section(effective, "pretraining");
+  set(pretraining, "max_epochs", config.train.epochs);
+  set(pretraining, "batch_size", config.train.batch_size);
+  const linear = config.evaluation.linear;
+  if (linear?.protocol === "eth") {
+    const testing = section(effective, "testing");
+    set(testing, "max_epochs", linear.epochs);
+    set(testing, "batch_size", linear.batch_size);
+    set(section(testing, "optimizer"), "lr", linear.lr);
+    set(section(testing, "dataset"), "val_percentage", linear.val_fraction);
+    const tuning = section(testing, "param_tuning");
+    set(tuning, "log_min", linear.log_min);
+    set(tuning, "log_max", linear.log_max);
+    set(tuning, "n_steps", linear.n_steps);
+    const every = config.evaluation.testing_every_n_epochs;
+    const written = testing.testing_every_n_epochs;
+    const writtenPeriod = typeof written === "number" ? written : null;
+    if (every !== writtenPeriod) testing.testing_every_n_epochs = every ?? "None";
+  }
+  return effective;
 }

@@ -38,11 +38,21 @@ export {
   type ModelConfig,
   type OptimizerConfig,
   type OutputConfig,
+  type RuntimeSection,
+  SPLIT_KEYS,
+  type SplitKey,
+  splitReaders,
   type TrainConfig,
   type WeightedNtXentConfig,
 } from "./schema.ts";
 export type { AugmentationConfig } from "./schema.ts";
-export { type EthConfig, EthConfigSchema, isEthDocument, mapEthConfig } from "./eth.ts";
+export {
+  type EthConfig,
+  EthConfigSchema,
+  ethEffectiveConfig,
+  isEthDocument,
+  mapEthConfig,
+} from "./eth.ts";
 export {
   type LoadedConfig,
   parseConfigDocument,

@@ -1,6 +1,6 @@
 /**
  * Command-line overrides: `--set key.path=value` (value parsed as YAML) and
- * the shorthands `--epochs`, `--device`, `--data-dir`. They edit our-format
+ * the shorthands `--epochs`, `--device`, `--threads`, `--data-dir`. They edit our-format
  * document (after ETH mapping) and the result is validated again, so an
  * unknown key or a bad value is an error naming the key path.
  */
@@ -17,6 +17,8 @@ export interface ConfigOverrides {
   epochs?: number;
   /** Shorthand for `device=D`. */
   device?: string;
+  /** Shorthand for `runtime.threads=T`. */
+  threads?: number;
   /** Shorthand for `data.dir=D`. */
   dataDir?: string;
 }
@@ -125,7 +127,7 @@ function setInDocument(
 
 /**
  * Applies overrides (all `--set` items in order, then `--epochs`, `--device`,
- * `--data-dir`) and validates the result; throws one ConfigError naming the
+ * `--threads`, `--data-dir`) and validates the result; throws one ConfigError naming the
  * source, the overrides and each bad key path.
  */
 export function applyOverrides(loaded: LoadedConfig, overrides: ConfigOverrides): LoadedConfig {
@@ -142,6 +144,13 @@ export function applyOverrides(loaded: LoadedConfig, overrides: ConfigOverrides)
       path: ["device"],
       value: overrides.device,
       label: `--device ${overrides.device}`,
+    });
+  }
+  if (overrides.threads !== undefined) {
+    items.push({
+      path: ["runtime", "threads"],
+      value: overrides.threads,
+      label: `--threads ${overrides.threads}`,
     });
   }
   if (overrides.dataDir !== undefined) {

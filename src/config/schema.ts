@@ -12,6 +12,7 @@ import {
   AugmentationInputSchema,
   resolveAugmentation,
 } from "./augmentation.ts";
+import { CUDA_OPTION_DEFAULTS, unappliedCudaOption } from "../runtime/session_options.ts";
 
 const positive = z.number().positive();
 const nonNegative = z.number().min(0);
@@ -37,9 +38,11 @@ const splitPath = z.string().min(1);
  * Data. Split files are relative to `dir` unless absolute: `.npy` int64
  * indices into the official training order for `cifar10`/`cifar100` (and into
  * the sorted `train/<class>/<file>` list for `imagefolder`), text lists of
- * `relative/path label` lines for `list`. `null` means the whole official
+ * `relative/path label` lines for `list`. `test_split` indexes the official
+ * test set (`test/` for `imagefolder`) instead. `null` means the whole official
  * train set (pretraining and linear train), none (val, few-shot), or the
- * official test set (test).
+ * whole official test set (test). A split that nothing in the config reads is
+ * refused.
  */
 export const DataSchema = z.strictObject({
   dataset: z.enum(DATASETS),
@@ -49,6 +52,13 @@ export const DataSchema = z.strictObject({
   image_size: positiveInt.nullable().default(null),
   /** Evaluation resize of the short side before a center crop to image_size (ImageNet: 256). */
   eval_resize: positiveInt.nullable().default(null),
+  /**
+   * `list`/`imagefolder`: images that are cropped at random (pretraining, and the SDCLR probe's
+   * training set with `augment`) are decoded whole and kept in memory with their longer side
+   * shrunk to at most this many pixels (null: 320); RandomResizedCrop then crops from the whole
+   * image, as torchvision does on the files. Memory: 3·h·w bytes per image.
+   */
+  full_image_max_side: z.int().min(8).nullable().default(null),
   /** Number of classes; null = fixed by the dataset or read from the labels. */
   num_classes: z.int().min(2).nullable().default(null),
   /** Subset used for contrastive pretraining. */
@@ -142,7 +152,10 @@ export const MethodSchema = z.discriminatedUnion("name", [
     name: z.literal("sdclr"),
     prune_percent: z.number().min(0).lt(1).default(0.9),
     random_prune_percent: z.number().min(0).lt(1).default(0),
-    dual_bn: z.boolean().default(true),
+    /** The pruned branch has its own BN (the SDCLR graph knows no other form). */
+    dual_bn: z.literal(true, {
+      error: "expected true: the SDCLR graph always gives the pruned branch its own BN (dual BN)",
+    }).default(true),
   }),
 ]);
 
@@ -189,7 +202,7 @@ export const LossSchema = z.discriminatedUnion("type", [
     /** Weights of similarities below b_l or above b_u are multiplied by out_of_bounds_factor. */
     lower_bound: z.number().default(-1),
     upper_bound: z.number().default(1),
-    out_of_bounds_factor: nonNegative.default(1e-3),
+    out_of_bounds_factor: positive.default(1e-3),
     normalization: z.enum(["negatives_constant_total_weight", "none"]).default(
       "negatives_constant_total_weight",
     ),
@@ -280,8 +293,18 @@ const sdclrProbeFields = {
   gamma: positive.default(0.1),
   /** std of the N(0, std) initialisation of the linear layer. */
   init_std: positive.default(0.01),
-  /** Train-time augmentation of the probe (CIFAR: RandomCrop(pad 4) + flip; ImageNet: RandomResizedCrop + flip). */
+  /**
+   * Train-time augmentation of the probe: CIFAR RandomCrop(32, pad 4) + flip; `list`/`imagefolder`
+   * RandomResizedCrop(image_size) + flip from the whole image (SDCLR's ImageNet probe).
+   */
   augment: z.boolean().default(true),
+  /**
+   * Validate, and keep the model if it is the best so far, after every test_freq-th epoch (the
+   * original's `--test_freq`: linear 1, few-shot 5 on CIFAR; 2 and 10 on ImageNet-100).
+   */
+  test_freq: positiveInt.default(1),
+  /** The validation accuracy that picks the kept model (SDCLR's ImageNet probe: top5). */
+  select_on: z.enum(["top1", "top5"]).default("top1"),
 };
 
 /** SDCLR linear protocol (SPEC §B "Evaluation"): SGD on the frozen encoder, step decay. */
@@ -345,6 +368,28 @@ export const EvaluationSchema = z.strictObject({
   groups: GroupsSchema.nullable().default(null),
 });
 
+/**
+ * ONNX Runtime settings: speed and memory, not results (a run resumes under other values).
+ * onnxruntime-node 1.29.0 passes only the device id to the CUDA provider, so the CUDA keys
+ * accept only ORT's defaults (anything else is refused rather than silently ignored).
+ */
+export const RuntimeSchema = z.strictObject({
+  /** Intra-op CPU threads; 0 = the default. */
+  threads: z.int().min(0).default(0),
+  /** ORT's CPU memory arena (off: smaller resident size, slower). */
+  memory_arena: z.boolean().default(true),
+  /** CUDA device id. */
+  device_id: z.int().min(0).default(0),
+  cudnn_conv_algo_search: z.enum(["EXHAUSTIVE", "HEURISTIC", "DEFAULT"]).default(
+    CUDA_OPTION_DEFAULTS.cudnnConvAlgoSearch,
+  ),
+  use_tf32: z.boolean().default(CUDA_OPTION_DEFAULTS.useTf32),
+  prefer_nhwc: z.boolean().default(CUDA_OPTION_DEFAULTS.preferNhwc),
+  arena_extend_strategy: z.enum(["kNextPowerOfTwo", "kSameAsRequested"]).default(
+    CUDA_OPTION_DEFAULTS.arenaExtendStrategy,
+  ),
+});
+
 /** Where results go: `<log_dir>/<experiment>.json`, `<checkpoint_dir>/<experiment>/`. */
 export const OutputSchema = z.strictObject({
   log_dir: z.string().min(1).default("experiment_logs"),
@@ -369,6 +414,7 @@ export const ConfigSectionsSchema = z.strictObject({
   train: TrainSchema,
   augmentation: AugmentationInputSchema.prefault({}),
   evaluation: EvaluationSchema.prefault({}),
+  runtime: RuntimeSchema.prefault({}),
   output: OutputSchema.prefault({}),
 });
 /** The sections as parsed (data.image_size and augmentation not yet resolved). */
@@ -376,8 +422,11 @@ export type ConfigSections = z.output<typeof ConfigSectionsSchema>;
 /** A config document as written (our format, before defaults). */
 export type ExperimentConfigInput = z.input<typeof ConfigSectionsSchema>;
 
-/** Data section with the image size resolved. */
+/** Data section with the image size (and, for image files, the whole-image bound) resolved. */
 export type DataConfig = Omit<ConfigSections["data"], "image_size"> & { image_size: number };
+
+/** Longer side of the whole images kept for random crops of `list`/`imagefolder` data (default). */
+export const DEFAULT_FULL_IMAGE_MAX_SIDE = 320;
 /** Encoder section. */
 export type ModelConfig = ConfigSections["model"];
 /** Projection head section. */
@@ -400,6 +449,8 @@ export type TrainConfig = ConfigSections["train"];
 export type EvaluationConfig = ConfigSections["evaluation"];
 /** Output section. */
 export type OutputConfig = ConfigSections["output"];
+/** Runtime section. */
+export type RuntimeSection = ConfigSections["runtime"];
 export type { AugmentationConfig };
 
 /** A parsed, fully resolved experiment config. */
@@ -410,6 +461,51 @@ export type ExperimentConfig = Omit<ConfigSections, "data" | "augmentation"> & {
 
 function increasing(values: readonly number[]): boolean {
   return values.every((v, i) => i === 0 || v > values[i - 1]);
+}
+
+/** The split keys of the data section. */
+export const SPLIT_KEYS = [
+  "pretrain_split",
+  "train_split",
+  "val_split",
+  "few_shot_split",
+  "test_split",
+] as const;
+/** One split key. */
+export type SplitKey = (typeof SPLIT_KEYS)[number];
+
+/** Who reads a split, said when a config names one that nothing reads. */
+const SPLIT_READ_BY: Record<SplitKey, string> = {
+  pretrain_split: "pretraining reads it",
+  train_split: "only evaluation.linear and evaluation.knn read it, and both are null",
+  val_split:
+    "only the SDCLR probes (evaluation.linear with protocol sdclr, evaluation.few_shot) select on it; " +
+    "the ETH protocol splits val_fraction off its training set",
+  few_shot_split: "only evaluation.few_shot reads it, and it is null",
+  test_split: "only evaluations read it, and none is configured",
+};
+
+/** The parts of a config that read each split (empty: nothing does). */
+export function splitReaders(
+  evaluation: Pick<ConfigSections["evaluation"], "linear" | "few_shot" | "knn">,
+): Record<SplitKey, string[]> {
+  const { linear, few_shot: fewShot, knn } = evaluation;
+  const named = (entries: [string, unknown][]) =>
+    entries.filter(([, section]) => section !== null).map(([name]) => name);
+  return {
+    pretrain_split: ["pretraining"],
+    train_split: named([["evaluation.linear", linear], ["evaluation.knn", knn]]),
+    val_split: named([
+      ["evaluation.linear", linear?.protocol === "sdclr" ? linear : null],
+      ["evaluation.few_shot", fewShot],
+    ]),
+    few_shot_split: named([["evaluation.few_shot", fewShot]]),
+    test_split: named([
+      ["evaluation.linear", linear],
+      ["evaluation.few_shot", fewShot],
+      ["evaluation.knn", knn],
+    ]),
+  };
 }
 
 function checkConsistency(config: ConfigSections, ctx: z.RefinementCtx): void {
@@ -460,28 +556,138 @@ function checkConsistency(config: ConfigSections, ctx: z.RefinementCtx): void {
         data.num_classes,
       );
     }
-  } else if (data.image_size === null) {
-    issue(["data", "image_size"], `required for dataset ${data.dataset}`, null);
+    for (const key of ["eval_resize", "full_image_max_side"] as const) {
+      if (data[key] !== null) {
+        issue(["data", key], `not used for ${data.dataset} (32x32 images); remove it`, data[key]);
+      }
+    }
+  } else {
+    if (data.image_size === null) {
+      issue(["data", "image_size"], `required for dataset ${data.dataset}`, null);
+    }
+    // Pretraining crops from whole images of different sizes: a crop must fix the output size.
+    const crop = resolveAugmentation(config.augmentation, data.image_size ?? 32).crop;
+    if (crop === null || crop.p !== 1) {
+      issue(
+        ["augmentation", "crop"],
+        `${data.dataset} images differ in size and pretraining crops from the whole image; ` +
+          "expected a crop with p 1",
+        crop,
+      );
+    }
   }
-  const splitKeys = [
-    "pretrain_split",
-    "train_split",
-    "val_split",
-    "few_shot_split",
-    "test_split",
-  ] as const;
   const extension = data.dataset === "list" ? ".txt" : ".npy";
-  for (const key of splitKeys) {
+  for (const key of SPLIT_KEYS) {
     const path = data[key];
     if (path !== null && !path.endsWith(extension)) {
       issue(["data", key], `expected a ${extension} file for dataset ${data.dataset}`, path);
     }
   }
+  // Every split is read by someone, or refused: a split the run ignores would mislead.
+  const readers = splitReaders(evaluation);
+  for (const key of SPLIT_KEYS) {
+    if (data[key] !== null && readers[key].length === 0) {
+      issue(["data", key], `${SPLIT_READ_BY[key]}; remove it`, data[key]);
+    }
+  }
   if (data.dataset === "list") {
-    for (const key of ["pretrain_split", "train_split", "test_split"] as const) {
-      if (data[key] === null) {
-        issue(["data", key], "required for dataset list (a text list of `path label` lines)", null);
+    if (data.pretrain_split === null) {
+      issue(
+        ["data", "pretrain_split"],
+        "required for dataset list (a text list of `path label` lines)",
+        null,
+      );
+    }
+    for (const key of ["train_split", "test_split"] as const) {
+      if (data[key] === null && readers[key].length > 0) {
+        issue(
+          ["data", key],
+          `required for dataset list by ${
+            readers[key].join(" and ")
+          } (a text list of \`path label\` lines)`,
+          null,
+        );
       }
+    }
+  }
+
+  const evaluates = evaluation.linear !== null || evaluation.few_shot !== null ||
+    evaluation.knn !== null;
+  if (!evaluates) {
+    if (evaluation.random_init_baseline) {
+      issue(
+        ["evaluation", "random_init_baseline"],
+        "needs something to evaluate (evaluation.linear, few_shot or knn)",
+        true,
+      );
+    }
+    if (evaluation.testing_every_n_epochs !== null) {
+      issue(
+        ["evaluation", "testing_every_n_epochs"],
+        "needs something to evaluate (evaluation.linear, few_shot or knn)",
+        evaluation.testing_every_n_epochs,
+      );
+    }
+  }
+  if (
+    evaluation.groups !== null && evaluation.linear === null && evaluation.few_shot === null
+  ) {
+    issue(
+      ["evaluation", "groups"],
+      "groups split the per-class accuracies of evaluation.linear or few_shot, both null",
+      evaluation.groups,
+    );
+  }
+  const probes = [
+    ["linear", evaluation.linear?.protocol === "sdclr" ? evaluation.linear : null],
+    ["few_shot", evaluation.few_shot],
+  ] as const;
+  for (const [name, probe] of probes) {
+    if (probe === null) continue;
+    if (data.val_split === null) {
+      if (probe.test_freq !== 1) {
+        issue(
+          ["evaluation", name, "test_freq"],
+          "validation needs data.val_split (without it the last epoch is kept)",
+          probe.test_freq,
+        );
+      }
+      if (probe.select_on !== "top1") {
+        issue(
+          ["evaluation", name, "select_on"],
+          "selection needs data.val_split (without it the last epoch is kept)",
+          probe.select_on,
+        );
+      }
+    } else if (probe.test_freq > probe.epochs) {
+      issue(
+        ["evaluation", name, "test_freq"],
+        `no epoch of the ${probe.epochs} would be validated; expected at most epochs`,
+        probe.test_freq,
+      );
+    }
+  }
+  const runtime = config.runtime;
+  const cudaKeys = {
+    cudnn_conv_algo_search: "cudnnConvAlgoSearch",
+    use_tf32: "useTf32",
+    prefer_nhwc: "preferNhwc",
+    arena_extend_strategy: "arenaExtendStrategy",
+  } as const;
+  for (
+    const [key, option] of Object.entries(cudaKeys) as [
+      keyof typeof cudaKeys,
+      typeof cudaKeys[keyof typeof cudaKeys],
+    ][]
+  ) {
+    const problem = unappliedCudaOption(option, runtime[key]);
+    if (problem !== null) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["runtime", key],
+        message: problem,
+        input: runtime[key],
+      });
     }
   }
 
@@ -529,9 +735,12 @@ function checkConsistency(config: ConfigSections, ctx: z.RefinementCtx): void {
 
 function resolveConfig(config: ConfigSections): ExperimentConfig {
   const imageSize = config.data.image_size ?? 32;
+  const fixedSize = DATASET_CLASSES[config.data.dataset] !== undefined;
+  const maxSide = config.data.full_image_max_side ??
+    (fixedSize ? null : DEFAULT_FULL_IMAGE_MAX_SIDE);
   return {
     ...config,
-    data: { ...config.data, image_size: imageSize },
+    data: { ...config.data, image_size: imageSize, full_image_max_side: maxSide },
     augmentation: resolveAugmentation(config.augmentation, imageSize),
   };
 }

@@ -159,17 +159,10 @@ export async function readImageList(list: string, root: string): Promise<ImageEn
 }
 
 /**
- * Decodes the images of a list file. Class k is named after the folder of its images when they
- * agree (ImageNet wnids), else `class_k`; `classCount` fixes the number of classes (default: the
- * largest label + 1).
+ * Class names of list entries: class k is named after the folder of its images when they agree
+ * (ImageNet wnids), else `class_k`. Throws, naming the line, for a label not below `classCount`.
  */
-export async function loadImageList(
-  list: string,
-  root: string,
-  options: ImageTransformOptions & { classCount?: number } = {},
-): Promise<ImageDataset> {
-  const entries = await readImageList(list, root);
-  const classCount = options.classCount ?? Math.max(...entries.map((e) => e.label)) + 1;
+export function listClassNames(entries: readonly ImageEntry[], classCount: number): string[] {
   const folders = new Array<string | null | undefined>(classCount);
   for (const entry of entries) {
     if (entry.label >= classCount) {
@@ -181,6 +174,24 @@ export async function loadImageList(
     const known = folders[entry.label];
     folders[entry.label] = known === undefined || known === folder ? folder : null;
   }
-  const classes = Array.from(folders, (folder, k) => folder ?? `class_${k}`);
-  return await decodeImageEntries(entries, classes, options, list);
+  return Array.from(folders, (folder, k) => folder ?? `class_${k}`);
+}
+
+/**
+ * Decodes the images of a list file ({@link listClassNames} names the classes); `classCount`
+ * fixes the number of classes (default: the largest label + 1).
+ */
+export async function loadImageList(
+  list: string,
+  root: string,
+  options: ImageTransformOptions & { classCount?: number } = {},
+): Promise<ImageDataset> {
+  const entries = await readImageList(list, root);
+  const classCount = options.classCount ?? largestLabel(entries) + 1;
+  return await decodeImageEntries(entries, listClassNames(entries, classCount), options, list);
+}
+
+/** The largest label of `entries` (-1 for none); no spread, so long lists are fine. */
+export function largestLabel(entries: readonly ImageEntry[]): number {
+  return entries.reduce((max, entry) => Math.max(max, entry.label), -1);
 }

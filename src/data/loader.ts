@@ -4,11 +4,29 @@
  */
 
 import { Rng } from "../util/rng.ts";
-import { imageBytes, type ImageDataset } from "./dataset.ts";
+import { imageBytes } from "./dataset.ts";
+import { gatherCanvas, type ImageSource, isFullImageSet } from "./full_images.ts";
+
+/**
+ * Batches per epoch of `size` images: a last partial batch is kept unless `dropLast`, or unless it
+ * is smaller than `minLastBatch` (contrastive learning needs two images: a last batch of one is
+ * dropped, a different image each epoch).
+ */
+export function batchCount(
+  size: number,
+  batchSize: number,
+  dropLast: boolean,
+  minLastBatch = 1,
+): number {
+  const full = Math.floor(size / batchSize);
+  const rest = size - full * batchSize;
+  return full + (!dropLast && rest >= Math.max(1, minLastBatch) ? 1 : 0);
+}
 
 /** Options of {@link EpochLoader}. */
 export interface EpochLoaderOptions {
-  dataset: ImageDataset;
+  /** Fixed-size images, or whole images gathered onto a canvas (see full_images.ts). */
+  dataset: ImageSource;
   batchSize: number;
   seed: number;
   /** The images to iterate (e.g. a split's indices); default: all. */
@@ -17,6 +35,8 @@ export interface EpochLoaderOptions {
   shuffle?: boolean;
   /** Drop the last incomplete batch (default false). */
   dropLast?: boolean;
+  /** Drop a last incomplete batch smaller than this (default 1: keep any). */
+  minLastBatch?: number;
 }
 
 /** One batch: images gathered into N×3×H×W uint8 (NCHW) with their labels and data-set indices. */
@@ -27,15 +47,18 @@ export interface Batch {
   indices: Int32Array;
   images: Uint8Array;
   labels: Int32Array;
+  /** Whole images: [height, width] of image k at 2k, 2k + 1 (each at the canvas' top-left); else null. */
+  sizes: Int32Array | null;
 }
 
 /** Batches of a data set, reshuffled every epoch from (seed, epoch). */
 export class EpochLoader {
-  readonly dataset: ImageDataset;
+  readonly dataset: ImageSource;
   readonly batchSize: number;
   readonly seed: number;
   readonly shuffle: boolean;
   readonly dropLast: boolean;
+  readonly minLastBatch: number;
   /** Data-set indices iterated each epoch (before shuffling). */
   readonly indices: Int32Array;
 
@@ -49,6 +72,7 @@ export class EpochLoader {
     this.seed = options.seed;
     this.shuffle = options.shuffle ?? true;
     this.dropLast = options.dropLast ?? false;
+    this.minLastBatch = options.minLastBatch ?? 1;
     this.indices = options.indices
       ? Int32Array.from(options.indices)
       : Int32Array.from({ length: dataset.count }, (_, i) => i);
@@ -61,7 +85,8 @@ export class EpochLoader {
     });
     if (this.batchesPerEpoch === 0) {
       throw new Error(
-        `EpochLoader: ${this.indices.length} images make no batch of ${batchSize} with dropLast`,
+        `EpochLoader: ${this.indices.length} images make no batch of ${batchSize}` +
+          (this.dropLast ? " with dropLast" : ` of at least ${this.minLastBatch}`),
       );
     }
   }
@@ -73,8 +98,7 @@ export class EpochLoader {
 
   /** Number of batches per epoch. */
   get batchesPerEpoch(): number {
-    const n = this.indices.length;
-    return this.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
+    return batchCount(this.indices.length, this.batchSize, this.dropLast, this.minLastBatch);
   }
 
   /** Data-set indices in the order of `epoch`. */
@@ -95,8 +119,11 @@ export class EpochLoader {
     );
   }
 
-  /** Gathers images and labels of `indices` into one NCHW batch. */
-  gather(indices: Int32Array): { images: Uint8Array; labels: Int32Array } {
+  /** Gathers images and labels of `indices` into one NCHW batch (whole images: onto the canvas). */
+  gather(
+    indices: Int32Array,
+  ): { images: Uint8Array; labels: Int32Array; sizes: Int32Array | null } {
+    if (isFullImageSet(this.dataset)) return gatherCanvas(this.dataset, indices);
     const size = imageBytes(this.dataset);
     const images = new Uint8Array(indices.length * size);
     const labels = new Int32Array(indices.length);
@@ -105,7 +132,7 @@ export class EpochLoader {
       images.set(this.dataset.images.subarray(index * size, (index + 1) * size), i * size);
       labels[i] = this.dataset.labels[index];
     }
-    return { images, labels };
+    return { images, labels, sizes: null };
   }
 
   /**

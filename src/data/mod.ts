@@ -1,6 +1,7 @@
 /**
- * The data layer: CIFAR-10/100 (binary and python layouts), image folders and list files,
- * `.npy` index splits, the long-tail split maker, the epoch loader, a decoded-data-set cache and
+ * The data layer: CIFAR-10/100 (binary and python layouts), image folders and list files (as
+ * fixed-size evaluation sets or whole images of different sizes for random crops),
+ * `.npy` index splits, the long-tail split maker, the epoch loader, decoded-data-set caches and
  * the `data fetch` / `data make-lt` commands.
  *
  * @module
@@ -67,13 +68,34 @@ export {
   decodeImageEntries,
   type ImageEntry,
   type ImageTransformOptions,
+  largestLabel,
+  listClassNames,
   listImageFolder,
   loadImageFolder,
   loadImageList,
   readImageList,
 } from "./image_folder.ts";
-export { cachedDataset, loadDatasetCache, saveDatasetCache } from "./cache.ts";
-export { type Batch, EpochLoader, type EpochLoaderOptions } from "./loader.ts";
+export {
+  boundedChw,
+  boundedSize,
+  checkFullImages,
+  decodeFullImages,
+  type FullImageSet,
+  fullImageSet,
+  gatherCanvas,
+  type ImageSource,
+  isFullImageSet,
+  subsetFullImages,
+} from "./full_images.ts";
+export {
+  cachedDataset,
+  cachedFullImages,
+  loadDatasetCache,
+  loadFullImageCache,
+  saveDatasetCache,
+  saveFullImageCache,
+} from "./cache.ts";
+export { type Batch, batchCount, EpochLoader, type EpochLoaderOptions } from "./loader.ts";
 export {
   CIFAR_ARCHIVES,
   CIFAR_BASE_URL,

@@ -152,7 +152,7 @@ export class LinearClassifier {
   }
 }
 
-/** Predicts classes of feature rows with given classifier weights (Gemm + ArgMax graph). */
+/** Predicts classes (and returns logits) of feature rows with given classifier weights (Gemm + ArgMax graph). */
 export class ClassifierPredictor {
   private constructor(readonly dim: number, readonly classes: number, readonly session: Session) {}
 
@@ -168,6 +168,7 @@ export class ClassifierPredictor {
     const bias = graph.input(FC_BIAS, "float32", [classes]);
     const logits = ops.gemm(features, weight, bias, { transB: true });
     graph.output(ops.argMax(logits, 1, false), "prediction");
+    graph.output(logits, "logits");
     return new ClassifierPredictor(dim, classes, await Session.create(graph, session));
   }
 
@@ -177,6 +178,25 @@ export class ClassifierPredictor {
     weights: ClassifierWeights,
     chunk = 4096,
   ): Promise<Int32Array> {
+    return (await this.classify(features, weights, chunk, false)).predicted;
+  }
+
+  /** Predicted classes and the logits ([rows, classes], row-major) of the rows. */
+  async scores(
+    features: Float32Array,
+    weights: ClassifierWeights,
+    chunk = 4096,
+  ): Promise<{ predicted: Int32Array; logits: Float32Array }> {
+    const { predicted, logits } = await this.classify(features, weights, chunk, true);
+    return { predicted, logits: logits! };
+  }
+
+  private async classify(
+    features: Float32Array,
+    weights: ClassifierWeights,
+    chunk: number,
+    withLogits: boolean,
+  ): Promise<{ predicted: Int32Array; logits: Float32Array | null }> {
     if (weights.dim !== this.dim || weights.classes !== this.classes) {
       throw new Error(
         `ClassifierPredictor: weights are [${weights.classes}, ${weights.dim}], the graph expects ` +
@@ -191,6 +211,7 @@ export class ClassifierPredictor {
     }
     const params = asTensors(weights);
     const out = new Int32Array(rows);
+    const logits = withLogits ? new Float32Array(rows * this.classes) : null;
     for (let start = 0; start < rows; start += chunk) {
       const n = Math.min(chunk, rows - start);
       const result = await this.session.run({
@@ -201,11 +222,12 @@ export class ClassifierPredictor {
         },
         [FC_WEIGHT]: params.get(FC_WEIGHT)!,
         [FC_BIAS]: params.get(FC_BIAS)!,
-      });
+      }, withLogits ? ["prediction", "logits"] : ["prediction"]);
       const predicted = result.prediction.data as BigInt64Array;
       for (let i = 0; i < n; i++) out[start + i] = Number(predicted[i]);
+      logits?.set(result.logits.data as Float32Array, start * this.classes);
     }
-    return out;
+    return { predicted: out, logits };
   }
 
   /** Frees the session. */

@@ -5,6 +5,7 @@
  */
 import type { EvaluationConfig } from "../config/mod.ts";
 import type { ImageDataset } from "../data/dataset.ts";
+import type { FullImageSet, ImageSource } from "../data/full_images.ts";
 import type { SessionOptions } from "../runtime/session.ts";
 import {
   type Encoder,
@@ -23,17 +24,40 @@ import { knnEval, type KnnResult } from "./knn.ts";
 import { ethLinearEval, ethLinearOptions, type EthLinearResult } from "./linear_eth.ts";
 import { sdclrLinearProbe, sdclrProbeOptions, type SdclrProbeResult } from "./linear_sdclr.ts";
 
-/** The data sets of an evaluation (the shape of the runner's experiment data). */
+/** The data sets of an evaluation (the shape of the runner's experiment data); null: not loaded. */
 export interface EvalData {
-  /** Training set of the linear probe (and the kNN bank). */
-  train: ImageDataset;
+  /** Training set of the linear probe (and the kNN bank), evaluation transform. */
+  train: ImageDataset | null;
+  /** The same as whole images: the SDCLR probe's RandomResizedCrop reads these when present. */
+  trainFull?: FullImageSet | null;
   /** Validation set of the SDCLR protocol (null: keep the last epoch). */
   val: ImageDataset | null;
   /** Training set of the few-shot probe (S_b). */
-  fewShot: ImageDataset | null;
-  test: ImageDataset;
+  fewShot: ImageSource | null;
+  test: ImageDataset | null;
   /** Number of classes. */
   classes: number;
+}
+
+/** Which accuracy an evaluation's headline score is. */
+export type ScoreMetric = "linear" | "few_shot" | "knn";
+
+/**
+ * The headline test accuracy of a report (the ETH `model_scores` entry): the linear probe's, else
+ * the few-shot probe's, else kNN's; null when nothing was measured.
+ */
+export function headlineScore(
+  report: Pick<EvaluationReport, "linear" | "fewShot" | "knn">,
+): { metric: ScoreMetric; accuracy: number } | null {
+  if (report.linear) return { metric: "linear", accuracy: report.linear.testAccuracy };
+  if (report.fewShot) return { metric: "few_shot", accuracy: report.fewShot.testAccuracy };
+  if (report.knn) return { metric: "knn", accuracy: report.knn.accuracy };
+  return null;
+}
+
+function loaded<T>(set: T | null | undefined, what: string): T {
+  if (!set) throw new Error(`evaluation: no ${what} was loaded`);
+  return set;
 }
 
 /** Options of {@link evaluateEncoder}. */
@@ -84,13 +108,14 @@ export async function evaluateEncoder(
   };
   let trainFeatures: FeatureSet | null = null;
   let testFeatures: FeatureSet | null = null;
+  const test = loaded(data.test, "test set");
   const features = async () => {
     const bar = (split: string) => options.progress ? `features ${split}` : undefined;
-    trainFeatures ??= await extractFeatures(encoder, data.train, {
+    trainFeatures ??= await extractFeatures(encoder, loaded(data.train, "probe training set"), {
       ...extract,
       progress: bar("train"),
     });
-    testFeatures ??= await extractFeatures(encoder, data.test, {
+    testFeatures ??= await extractFeatures(encoder, test, {
       ...extract,
       progress: bar("test"),
     });
@@ -113,9 +138,10 @@ export async function evaluateEncoder(
         progress: options.progress,
       });
     } else {
+      const train = config.linear.augment && data.trainFull ? data.trainFull : data.train;
       linear = await sdclrLinearProbe(
         encoder,
-        { train: data.train, val: data.val, test: data.test },
+        { train: loaded(train, "probe training set"), val: data.val, test },
         sdclrProbeOptions(config.linear, seed, { ...probeExtra, tag: "linear" }),
       );
     }
@@ -130,7 +156,7 @@ export async function evaluateEncoder(
     }
     fewShot = await sdclrLinearProbe(
       encoder,
-      { train: data.fewShot, val: data.val, test: data.test },
+      { train: data.fewShot, val: data.val, test },
       sdclrProbeOptions(config.few_shot, seed, { ...probeExtra, tag: "few_shot" }),
     );
   }

@@ -2,10 +2,13 @@
  * The SDCLR linear protocol (SPEC §B "Evaluation"): a linear probe on the
  * frozen encoder (eval-mode BN), fc initialised N(0, 0.01) with bias 0, SGD
  * (lr 30, momentum 0.9, no weight decay), batch 128, step decay ×0.1 at the
- * milestone epochs, RandomCrop(32, pad 4) + flip applied on the fly so the
- * features are recomputed for every step; the epoch with the best validation
- * accuracy is kept and reported on the test set. Few-shot is the same on
- * `S_b` with its own epochs and milestones.
+ * milestone epochs, augmentation applied on the fly so the features are
+ * recomputed for every step: RandomCrop(pad 4) + flip on fixed-size images
+ * (CIFAR, train_cifar.py), RandomResizedCrop(image size) + flip from whole
+ * images (ImageNet, train_imagenet.py). After every `testFreq`-th epoch the
+ * model is validated and kept when its validation top-1 (CIFAR) or top-5
+ * (ImageNet) accuracy beats the best so far; the kept model is reported on
+ * the test set. Few-shot is the same on `S_b` with its own epochs and milestones.
  *
  * The frozen encoder runs as its own eval graph and the head as the fused
  * step graph on its features: the same arithmetic as one graph whose encoder
@@ -14,6 +17,15 @@
  */
 import type { EvaluationConfig } from "../config/mod.ts";
 import type { ImageDataset } from "../data/dataset.ts";
+import {
+  type FullImageSet,
+  gatherCanvas,
+  type ImageSource,
+  isFullImageSet,
+} from "../data/full_images.ts";
+import { Augmenter } from "../augment/runner.ts";
+import type { Recipe } from "../augment/recipes.ts";
+import type { HostTensor } from "../runtime/host_tensor.ts";
 import type { SessionOptions } from "../runtime/session.ts";
 import { lrAt, type StepDecayLr, validateLrSchedule } from "../schedules/lr.ts";
 import { ProgressBar } from "../util/progress.ts";
@@ -31,7 +43,7 @@ import {
   type ImageNormalization,
   probeImages,
 } from "./features.ts";
-import { accuracy, perClassAccuracy } from "./metrics.ts";
+import { accuracy, perClassAccuracy, topKAccuracy } from "./metrics.ts";
 
 /** The `evaluation.linear` section with `protocol: sdclr`. */
 export type SdclrLinearConfig = Extract<
@@ -58,8 +70,15 @@ export interface SdclrProbeOptions {
   epochs: number;
   /** std of the N(0, std) weight initialisation (0.01). */
   initStd: number;
-  /** RandomCrop(32, pad 4) + flip on the training images (true). */
+  /**
+   * Augment the training images (true): RandomCrop(pad 4) + flip on fixed-size images,
+   * RandomResizedCrop + flip on whole images.
+   */
   augment: boolean;
+  /** Validate after every testFreq-th epoch (1-based epochs divisible by it; default 1). */
+  testFreq?: number;
+  /** Validation accuracy that picks the kept model (default "top1"). */
+  selectOn?: "top1" | "top5";
   /** Seed of the initialisation, shuffles and augmentation (the config seed). */
   seed: number;
   /** Names the random streams and progress bars, e.g. "linear" or "few_shot" (default "linear"). */
@@ -83,8 +102,10 @@ export interface SdclrEpochRecord {
   lr: number;
   /** Mean training loss over the epoch's samples. */
   trainLoss: number;
-  /** Validation accuracy after the epoch (null without a validation set). */
+  /** Validation accuracy after the epoch (null without a validation set or when not validated). */
   valAccuracy: number | null;
+  /** Validation top-5 accuracy (null as valAccuracy). */
+  valTop5Accuracy: number | null;
 }
 
 /** Outcome of {@link sdclrLinearProbe}. */
@@ -92,14 +113,25 @@ export interface SdclrProbeResult {
   protocol: "sdclr";
   /** Test accuracy of the selected epoch's classifier, in [0, 1]. */
   testAccuracy: number;
+  /** Its test top-5 accuracy. */
+  testTop5Accuracy: number;
   /** Its test accuracy per class (NaN for a class absent from the test set). */
   perClassAccuracy: number[];
   /** The selected epoch (1-based). */
   bestEpoch: number;
   /** Its validation accuracy (null without a validation set). */
   valAccuracy: number | null;
-  /** best_val: first epoch with the highest validation accuracy; last: no validation set. */
+  /**
+   * best_val: first validated epoch with the highest validation accuracy (`selectOn`); last: no
+   * validation set.
+   */
   selection: "best_val" | "last";
+  /** The validation accuracy the selection used. */
+  selectOn: "top1" | "top5";
+  /** Validation period in epochs. */
+  testFreq: number;
+  /** Training-time augmentation: none, random crop (pad 4) + flip, or random resized crop + flip. */
+  augmentation: "none" | "random_crop_flip" | "random_resized_crop_flip";
   epochs: SdclrEpochRecord[];
   counts: { train: number; val: number; test: number };
   seconds: number;
@@ -107,7 +139,8 @@ export interface SdclrProbeResult {
 
 /** The images of the probe: train (augmented on the fly), optional validation, test. */
 export interface ProbeSets {
-  train: ImageDataset;
+  /** Fixed-size images, or whole images (augment must then be on: RandomResizedCrop). */
+  train: ImageSource;
   val: ImageDataset | null;
   test: ImageDataset;
 }
@@ -128,6 +161,8 @@ export function sdclrProbeOptions(
     epochs: config.epochs,
     initStd: config.init_std,
     augment: config.augment,
+    testFreq: config.test_freq,
+    selectOn: config.select_on,
     seed,
     ...extra,
   };
@@ -144,6 +179,75 @@ export function probeSchedule(options: SdclrProbeOptions, stepsPerEpoch: number)
   }, `evaluation.${options.tag ?? "linear"}`);
 }
 
+/**
+ * SDCLR's ImageNet probe transform (train_imagenet.py): RandomResizedCrop(size) with torchvision's
+ * defaults (scale 0.08–1, ratio 3/4–4/3, bilinear) and a horizontal flip, on whole images.
+ */
+export function probeResizedCropRecipe(
+  height: number,
+  width: number,
+  normalization: ImageNormalization | null = null,
+): Recipe {
+  return {
+    name: "probe_resized_crop_flip",
+    transforms: [
+      {
+        kind: "random_resized_crop",
+        size: [height, width],
+        scale: [0.08, 1],
+        ratio: [3 / 4, 4 / 3],
+        interpolation: "bilinear",
+        p: 1,
+      },
+      { kind: "horizontal_flip", p: 0.5 },
+      ...(normalization
+        ? [{
+          kind: "normalize" as const,
+          mean: [...normalization.mean] as [number, number, number],
+          std: [...normalization.std] as [number, number, number],
+        }]
+        : []),
+    ],
+  };
+}
+
+/** Training batches of the probe: the augmented images of a batch of indices. */
+interface ProbeBatches {
+  augmentation: SdclrProbeResult["augmentation"];
+  images(indices: Int32Array): Promise<HostTensor>;
+  release(): Promise<void>;
+}
+
+async function probeBatches(
+  train: ImageSource,
+  test: ImageDataset,
+  options: SdclrProbeOptions,
+  rng: Rng,
+): Promise<ProbeBatches> {
+  const normalization = options.normalization ?? null;
+  if (!isFullImageSet(train)) {
+    return {
+      augmentation: "random_crop_flip",
+      images: (indices) => Promise.resolve(probeImages(train, indices, rng, normalization)),
+      release: () => Promise.resolve(),
+    };
+  }
+  const whole: FullImageSet = train;
+  const augmenter = await Augmenter.create(
+    probeResizedCropRecipe(test.height, test.width, normalization),
+    { ...options.session, height: whole.height, width: whole.width, views: 1 },
+  );
+  return {
+    augmentation: "random_resized_crop_flip",
+    async images(indices) {
+      const batch = gatherCanvas(whole, indices);
+      const out = await augmenter.augment(batch.images, indices.length, rng, batch.sizes);
+      return out.views[0];
+    },
+    release: () => augmenter.release(),
+  };
+}
+
 /** The SDCLR probe: trains on `sets.train`, selects on `sets.val`, reports on `sets.test`. */
 export async function sdclrLinearProbe(
   encoder: Encoder,
@@ -153,6 +257,8 @@ export async function sdclrLinearProbe(
   const start = performance.now();
   const tag = options.tag ?? "linear";
   const { train, val, test } = sets;
+  const testFreq = options.testFreq ?? 1;
+  const selectOn = options.selectOn ?? "top1";
   if (!(Number.isInteger(options.batchSize) && options.batchSize > 0)) {
     throw new Error(
       `evaluation.${tag}.batch_size: expected a positive integer, got ${options.batchSize}`,
@@ -161,11 +267,18 @@ export async function sdclrLinearProbe(
   if (!(Number.isInteger(options.epochs) && options.epochs > 0)) {
     throw new Error(`evaluation.${tag}.epochs: expected a positive integer, got ${options.epochs}`);
   }
-  if (options.augment && (train.height !== 32 || train.width !== 32)) {
+  if (!(Number.isInteger(testFreq) && testFreq > 0)) {
+    throw new Error(`evaluation.${tag}.test_freq: expected a positive integer, got ${testFreq}`);
+  }
+  if (val && testFreq > options.epochs) {
     throw new Error(
-      `evaluation.${tag}.augment: the on-the-fly probe augmentation is RandomCrop(32, pad 4) + flip for ` +
-        `32x32 images; ${train.height}x${train.width} images (ImageNet's RandomResizedCrop probe) are not ` +
-        `implemented, set augment: false`,
+      `evaluation.${tag}.test_freq: ${testFreq} exceeds the ${options.epochs} epochs; no epoch would be validated`,
+    );
+  }
+  if (isFullImageSet(train) && !options.augment) {
+    throw new Error(
+      `evaluation.${tag}.augment: ${train.source} holds whole images of different sizes, which only ` +
+        "the RandomResizedCrop augmentation reads; without augment the probe needs the evaluation transform",
     );
   }
   if (train.count === 0) {
@@ -180,7 +293,9 @@ export async function sdclrLinearProbe(
   const testFeatures = await extractFeatures(encoder, test, extract);
   const valFeatures = val ? await extractFeatures(encoder, val, extract) : null;
   // Without augmentation the training features never change: extract them once.
-  const fixedTrain = options.augment ? null : await extractFeatures(encoder, train, extract);
+  const fixedTrain = options.augment
+    ? null
+    : await extractFeatures(encoder, train as ImageDataset, extract);
   const dim = testFeatures.dim;
 
   const rng = new Rng(options.seed, `eval/sdclr/${tag}`);
@@ -191,11 +306,13 @@ export async function sdclrLinearProbe(
   );
   const predictor = await ClassifierPredictor.create(dim, classCount, options.session);
   const shuffle = rng.fork("shuffle");
-  const augment = rng.fork("augment");
+  const batches = fixedTrain ? null : await probeBatches(train, test, options, rng.fork("augment"));
   const stepsPerEpoch = Math.ceil(train.count / options.batchSize);
   const schedule = probeSchedule(options, stepsPerEpoch);
   const epochs: SdclrEpochRecord[] = [];
-  let best: { epoch: number; valAccuracy: number | null; weights: ClassifierWeights } | null = null;
+  let best:
+    | { epoch: number; valAccuracy: number | null; score: number; weights: ClassifierWeights }
+    | null = null;
   try {
     for (let e = 0; e < options.epochs; e++) {
       const order = shuffle.permutation(train.count);
@@ -209,7 +326,7 @@ export async function sdclrLinearProbe(
         const labels = Int32Array.from(idx, (i) => train.labels[i]);
         const features = fixedTrain
           ? gatherRows(fixedTrain.features, dim, idx)
-          : await encoder.features(probeImages(train, idx, augment, options.normalization ?? null));
+          : await encoder.features(await batches!.images(idx));
         const stepLr = lrAt(schedule, classifier.updates);
         if (s === 0) lr = stepLr;
         const loss = await classifier.step(features, labels, stepLr);
@@ -217,32 +334,57 @@ export async function sdclrLinearProbe(
         bar?.tick(1, { loss, lr: stepLr });
       }
       const weights = classifier.snapshot();
-      const valAccuracy = valFeatures
-        ? accuracy(await predictor.predict(valFeatures.features, weights), valFeatures.labels)
-        : null;
-      epochs.push({ epoch: e + 1, lr, trainLoss: total / train.count, valAccuracy });
+      // As the original: validate after epochs divisible by test_freq (1-based).
+      const validated = valFeatures !== null && (e + 1) % testFreq === 0;
+      let valAccuracy: number | null = null;
+      let valTop5Accuracy: number | null = null;
+      if (validated) {
+        const { predicted, logits } = await predictor.scores(valFeatures.features, weights);
+        valAccuracy = accuracy(predicted, valFeatures.labels);
+        valTop5Accuracy = topKAccuracy(logits, valFeatures.labels, classCount, 5);
+      }
+      epochs.push({
+        epoch: e + 1,
+        lr,
+        trainLoss: total / train.count,
+        valAccuracy,
+        valTop5Accuracy,
+      });
       bar?.finish({
         loss: total / train.count,
         ...(valAccuracy === null ? {} : { val: valAccuracy }),
+        ...(valTop5Accuracy === null || selectOn !== "top5"
+          ? {}
+          : { "val top-5": valTop5Accuracy }),
       });
-      // As the original: a strictly better validation accuracy replaces the kept model.
-      if (best === null || valAccuracy === null || valAccuracy > best.valAccuracy!) {
-        best = { epoch: e + 1, valAccuracy, weights };
+      if (valFeatures === null) {
+        best = { epoch: e + 1, valAccuracy: null, score: NaN, weights };
+      } else if (validated) {
+        // As the original: a strictly better validation accuracy replaces the kept model.
+        const score = selectOn === "top5" ? valTop5Accuracy! : valAccuracy!;
+        if (best === null || score > best.score) {
+          best = { epoch: e + 1, valAccuracy, score, weights };
+        }
       }
     }
-    const predicted = await predictor.predict(testFeatures.features, best!.weights);
+    const { predicted, logits } = await predictor.scores(testFeatures.features, best!.weights);
     return {
       protocol: "sdclr",
       testAccuracy: accuracy(predicted, testFeatures.labels),
+      testTop5Accuracy: topKAccuracy(logits, testFeatures.labels, classCount, 5),
       perClassAccuracy: perClassAccuracy(predicted, testFeatures.labels, classCount),
       bestEpoch: best!.epoch,
       valAccuracy: best!.valAccuracy,
       selection: valFeatures ? "best_val" : "last",
+      selectOn,
+      testFreq,
+      augmentation: fixedTrain ? "none" : batches!.augmentation,
       epochs,
       counts: { train: train.count, val: val?.count ?? 0, test: test.count },
       seconds: (performance.now() - start) / 1000,
     };
   } finally {
+    await batches?.release();
     await classifier.release();
     await predictor.release();
   }

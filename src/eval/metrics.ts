@@ -44,6 +44,32 @@ export function perClassAccuracy(
   return right.map((r, k) => (total[k] > 0 ? r / total[k] : NaN));
 }
 
+/**
+ * Top-k accuracy of `logits` ([n, classes] row-major) against `labels`: a sample counts when
+ * fewer than k classes score strictly higher than its label (k ≥ classes: every sample counts).
+ */
+export function topKAccuracy(
+  logits: Float32Array,
+  labels: ArrayLike<number>,
+  classes: number,
+  k: number,
+): number {
+  const n = labels.length;
+  if (n === 0) throw new Error("topKAccuracy: no samples (expected at least one label)");
+  if (logits.length !== n * classes) {
+    throw new Error(`topKAccuracy: ${logits.length} logits for ${n} samples of ${classes} classes`);
+  }
+  let hits = 0;
+  for (let i = 0; i < n; i++) {
+    const row = logits.subarray(i * classes, (i + 1) * classes);
+    const own = row[labels[i]];
+    let above = 0;
+    for (let c = 0; c < classes && above < k; c++) if (row[c] > own) above++;
+    if (above < k) hits++;
+  }
+  return hits / n;
+}
+
 /** Arithmetic mean; NaN for no values. */
 export function mean(values: readonly number[]): number {
   if (values.length === 0) return NaN;

@@ -79,10 +79,12 @@ export {
   groupRuleFromConfig,
   type GroupsConfigRule,
 } from "./groups.ts";
-export { accuracy, mean, perClassAccuracy, populationStd } from "./metrics.ts";
+export { accuracy, mean, perClassAccuracy, populationStd, topKAccuracy } from "./metrics.ts";
 export {
   type EvalData,
   evaluateEncoder,
   type EvaluateOptions,
   type EvaluationReport,
+  headlineScore,
+  type ScoreMetric,
 } from "./evaluate.ts";

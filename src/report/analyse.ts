@@ -2,7 +2,8 @@
  * The summary over seeds and splits (SDCLR's `exp_analyse.py`, for every
  * method): runs are grouped by method/config, each group gets mean ± std of
  * its final metrics, and groups whose config matches a paper setting are
- * compared with the reported value.
+ * compared with the reported value, or marked "not comparable" with the
+ * protocol differences named (src/report/paper.ts).
  *
  * Grouping: ours by the resolved config without `experiment`, `seed`,
  * `device`, `output` and `data.dir`, with `split<k>` in every string
@@ -15,9 +16,15 @@ import { mean, populationStd } from "../eval/metrics.ts";
 import {
   type ConfigSignature,
   configSignature,
+  formatProtocolDifferences,
   matchPaper,
   nearestPaper,
   type PaperMetric,
+  type ProtocolDifference,
+  protocolDifferences,
+  type ProtocolSignature,
+  protocolSignature,
+  type RunImageCounts,
   type SignatureDifference,
 } from "./paper.ts";
 import type { RunLog } from "./read.ts";
@@ -87,12 +94,16 @@ export interface PaperComparison {
   entry: string;
   source: string;
   metric: PaperMetric;
-  /** Our mean, in percent. */
+  /** The group's mean, in percent (its runs: ours, or the original ETH logs). */
   ours: number;
   oursStd: number;
   paper: number;
-  /** ours − paper, percentage points. */
-  difference: number;
+  /** Whether the runs were measured as the paper measured (see `protocolDifferences`). */
+  comparable: boolean;
+  /** Where the runs' protocol differs from the paper's (empty when comparable). */
+  protocolDifferences: ProtocolDifference[];
+  /** ours − paper in percentage points; null when not comparable. */
+  difference: number | null;
 }
 
 /** One method/config and its runs. */
@@ -103,11 +114,20 @@ export interface GroupSummary {
   label: string;
   source: RunLog["source"];
   signature: ConfigSignature;
+  /** How the group's runs were measured (its first run's config and log, the number of runs). */
+  protocol: ProtocolSignature;
   runs: RunSummary[];
   stats: Record<MetricName, MetricStat | null>;
   paper: PaperComparison[];
-  /** When no paper entry matches: the nearest one (≤ 2 fields apart) and how it differs. */
-  nearest: { entry: string; differences: SignatureDifference[] } | null;
+  /**
+   * When no paper entry matches: the nearest one (≤ 2 setting fields apart), how its setting
+   * differs, and how the runs were measured differently from it.
+   */
+  nearest: {
+    entry: string;
+    differences: SignatureDifference[];
+    protocolDifferences: ProtocolDifference[];
+  } | null;
 }
 
 /** The result of {@link analyseRuns}. */
@@ -219,9 +239,39 @@ function metricStat(values: (number | null)[]): MetricStat | null {
   return { mean: mean(present), std: populationStd(present), n: present.length, values: present };
 }
 
-function compareWithPaper(signature: ConfigSignature, stats: GroupSummary["stats"]) {
+/** Image counts a run's log states: pretraining (ours: `data_counts`), the linear probe's train and test. */
+export function runImageCounts(run: RunLog): RunImageCounts {
+  const pretrain = record((run.log as Record<string, unknown>).data_counts)?.pretrain;
+  const linear = record(record(run.log.evaluations?.at(-1)?.details)?.linear);
+  const counts = record(linear?.counts);
+  const train = finiteOrNull(counts?.train);
+  const val = finiteOrNull(counts?.val);
+  return {
+    pretrain: finiteOrNull(pretrain),
+    // The ETH protocol splits its validation part off the training images.
+    probeTrain: train === null ? null : linear?.protocol === "eth" ? train + (val ?? 0) : train,
+    test: finiteOrNull(counts?.test),
+  };
+}
+
+function compareWithPaper(
+  signature: ConfigSignature,
+  protocol: ProtocolSignature,
+  source: RunLog["source"],
+  stats: GroupSummary["stats"],
+) {
   const comparisons: PaperComparison[] = [];
   for (const entry of matchPaper(signature)) {
+    // The original ETH logs are the paper's own runs: their data is the paper's.
+    const measured = source === "eth-original"
+      ? {
+        ...protocol,
+        pretrain_images: entry.protocol.pretrain_images,
+        probe_train_images: entry.protocol.probe_train_images,
+        test_images: entry.protocol.test_images,
+      }
+      : protocol;
+    const differences = protocolDifferences(measured, entry.protocol);
     for (const [metric, paper] of Object.entries(entry.values) as [PaperMetric, number][]) {
       const stat = stats[metric];
       if (!stat) continue;
@@ -232,7 +282,9 @@ function compareWithPaper(signature: ConfigSignature, stats: GroupSummary["stats
         ours: stat.mean,
         oursStd: stat.std,
         paper,
-        difference: stat.mean - paper,
+        comparable: differences.length === 0,
+        protocolDifferences: differences,
+        difference: differences.length === 0 ? stat.mean - paper : null,
       });
     }
   }
@@ -269,17 +321,23 @@ export function analyseRuns(runs: readonly RunLog[], options: AnalyseOptions = {
       METRICS.map((m) => [m, metricStat(summaries.map((s) => s.metrics[m]))]),
     ) as GroupSummary["stats"];
     const signature = configSignature(first.config);
-    const paper = compareWithPaper(signature, stats);
+    const protocol = protocolSignature(first.config, runImageCounts(first), members.length);
+    const paper = compareWithPaper(signature, protocol, first.source, stats);
     const near = paper.length === 0 ? nearestPaper(signature) : null;
     return {
       key,
       label,
       source: first.source,
       signature,
+      protocol,
       runs: summaries,
       stats,
       paper,
-      nearest: near && { entry: near.entry.label, differences: near.differences },
+      nearest: near && {
+        entry: near.entry.label,
+        differences: near.differences,
+        protocolDifferences: protocolDifferences(protocol, near.entry.protocol),
+      },
     };
   });
   const collator = new Intl.Collator("en", { numeric: true });
@@ -345,20 +403,32 @@ export function formatAnalysis(analysis: Analysis): string {
 
   const compared = groups.filter((g) => g.paper.length > 0);
   if (compared.length > 0) {
-    out.push("", "Comparison with the papers (matching config: see src/report/paper.ts):");
+    out.push(
+      "",
+      "Comparison with the papers (matching setting and protocol: see src/report/paper.ts):",
+    );
     out.push(textTable(
-      ["method / config", "metric", "ours", "paper", "ours − paper", "paper setting"],
+      ["method / config", "runs of", "metric", "mean", "paper", "mean − paper", "paper setting"],
       compared.flatMap((g) =>
         g.paper.map((p) => [
           g.label,
+          g.source === "eth-original" ? "ETH original log" : "ours",
           p.metric,
           g.runs.length > 1 ? `${p.ours.toFixed(2)} ± ${p.oursStd.toFixed(2)}` : p.ours.toFixed(2),
           p.paper.toFixed(2),
-          signed(p.difference),
+          p.difference === null ? "not comparable" : signed(p.difference),
           p.entry,
         ])
       ),
     ));
+    const differing = compared.filter((g) => g.paper.some((p) => !p.comparable));
+    if (differing.length > 0) {
+      out.push("", "Not comparable: measured differently from the paper in");
+      for (const g of differing) {
+        const first = g.paper.find((p) => !p.comparable)!;
+        out.push(`  ${g.label}: ${formatProtocolDifferences(first.protocolDifferences)}`);
+      }
+    }
   }
   // The original ETH logs are the papers' own runs: no note on why they match no entry.
   const near = groups.filter((g) => g.nearest !== null && g.source === "ours");
@@ -368,7 +438,10 @@ export function formatAnalysis(analysis: Analysis): string {
       const diffs = g.nearest!.differences.map((d) =>
         `${d.field} ${JSON.stringify(d.ours)} (paper ${JSON.stringify(d.paper)})`
       );
-      out.push(`  ${g.label}: "${g.nearest!.entry}": ${diffs.join(", ")}`);
+      const measured = g.nearest!.protocolDifferences.length > 0
+        ? `; measured differently: ${formatProtocolDifferences(g.nearest!.protocolDifferences)}`
+        : "";
+      out.push(`  ${g.label}: "${g.nearest!.entry}": ${diffs.join(", ")}${measured}`);
     }
   }
   if (analysis.skipped.length > 0) {

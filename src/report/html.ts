@@ -325,10 +325,36 @@ async function lastEvaluationSection(log: LogRecord, last: EvalPoint): Promise<s
     ]);
     body += "\n<h3>Class groups</h3>\n" +
       table(["probe", ...names.map((n) => `${n} %`), "balancedness"], rows, "numbers") +
-      "<p>Groups from the class counts of the pretraining split; balancedness = population std " +
+      `<p>${escapeHtml(groupSource(log))}; balancedness = population std ` +
       "of the group accuracies (as a fraction).</p>";
   }
   return section(`Last evaluation (epoch ${last.epoch})`, body);
+}
+
+/** Where the class groups come from: the counts of evaluation.groups.reference_split, by rule. */
+export function groupSource(log: LogRecord): string {
+  const groups = record(record(log.resolved_config)?.evaluation)?.groups;
+  const rule = record(groups);
+  const reference = typeof rule?.reference_split === "string" ? rule.reference_split : null;
+  if (reference === null) return "Groups from the class counts of the reference split";
+  const pretrain = record(record(log.resolved_config)?.data)?.pretrain_split;
+  const same = pretrain === reference ? ", the pretraining split" : "";
+  const how = rule!.by === "rank"
+    ? `classes ranked by their count, groups of ${JSON.stringify(rule!.sizes)} classes`
+    : `more than ${rule!.many_above} images many, fewer than ${rule!.few_below} few`;
+  return `Groups from the class counts of ${reference}${same} (evaluation.groups: ${how})`;
+}
+
+const METRIC_LABELS: Record<string, string> = {
+  linear: "linear probe",
+  few_shot: "few-shot probe; no linear probe configured",
+  knn: "kNN; no linear or few-shot probe configured",
+};
+
+/** What the headline score of a log's evaluations is, as " (kNN; ...)" (empty for older logs). */
+function scoreLabel(log: LogRecord): string {
+  const metric = log.evaluations?.at(-1)?.metric;
+  return typeof metric === "string" && METRIC_LABELS[metric] ? ` (${METRIC_LABELS[metric]})` : "";
 }
 
 function summaryTable(log: LogRecord, evals: EvalPoint[]): string {
@@ -342,7 +368,10 @@ function summaryTable(log: LogRecord, evals: EvalPoint[]): string {
     ["config format", log.config_format ?? "eth (original log)"],
     ["epochs", `${losses.length}${configured !== null ? ` of ${configured}` : ""}`],
     ["final training loss", fixed(losses.at(-1) ?? null)],
-    ["last test accuracy (%)", last ? `${pct(last.score)} (epoch ${last.epoch})` : "—"],
+    [
+      `last test accuracy (%)${scoreLabel(log)}`,
+      last ? `${pct(last.score)} (epoch ${last.epoch})` : "—",
+    ],
   ];
   const baseline = evals[0]?.epoch === 0 ? evals[0] : null;
   if (baseline) {

@@ -57,6 +57,24 @@ export function cudaProviderOptions(options: SessionOptions): Record<string, str
   };
 }
 
+/**
+ * Why `value` of CUDA provider option `key` cannot be applied with the pinned binding, or null
+ * when it can (it is ORT's default, absent, or the binding forwards the option).
+ */
+export function unappliedCudaOption(
+  key: keyof typeof CUDA_OPTION_DEFAULTS,
+  value: unknown,
+): string | null {
+  if (BINDING_FORWARDS_CUDA_OPTIONS) return null;
+  const fallback = CUDA_OPTION_DEFAULTS[key];
+  if (value === undefined || value === fallback) return null;
+  return `${
+    JSON.stringify(value)
+  } cannot be applied: onnxruntime-node 1.29.0 passes only deviceId ` +
+    `to the CUDA execution provider, so ORT's default ${JSON.stringify(fallback)} is in force; ` +
+    `remove the key or set it to ${JSON.stringify(fallback)}`;
+}
+
 /** Throws, naming the option, when a CUDA provider option asks for what the binding cannot pass on. */
 export function assertCudaOptionsApplicable(options: SessionOptions): void {
   if (BINDING_FORWARDS_CUDA_OPTIONS) return;
@@ -66,19 +84,8 @@ export function assertCudaOptionsApplicable(options: SessionOptions): void {
       string,
     ][]
   ) {
-    const value = options[key];
-    const fallback = CUDA_OPTION_DEFAULTS[key];
-    if (value !== undefined && value !== fallback) {
-      throw new Error(
-        `${ortName}: ${
-          JSON.stringify(value)
-        } cannot be applied: onnxruntime-node 1.29.0 passes only deviceId ` +
-          `to the CUDA execution provider, so ORT's default ${
-            JSON.stringify(fallback)
-          } is in force; ` +
-          `remove the key or set it to ${JSON.stringify(fallback)}`,
-      );
-    }
+    const problem = unappliedCudaOption(key, options[key]);
+    if (problem !== null) throw new Error(`${ortName}: ${problem}`);
   }
   for (const key of Object.keys(options.cudaOptions ?? {})) {
     throw new Error(

@@ -4,6 +4,7 @@
  * per-epoch plan the `plan` command prints and the runner follows.
  */
 import type { ExperimentConfig, MeanSchedule } from "../config/mod.ts";
+import { batchCount } from "../data/loader.ts";
 import { Rng } from "../util/rng.ts";
 import { lrAt, type LrSchedule, validateLrSchedule } from "./lr.ts";
 import { createMuSchedule, type MuSchedule, type MuScheduleConfig } from "./mu.ts";
@@ -46,12 +47,19 @@ export function muScheduleFromConfig(config: ExperimentConfig, rng: Rng): MuSche
   return createMuSchedule(ethMeanConfig(config.loss.mean), rng, "loss.mean");
 }
 
-/** Training iterations per epoch for a data set of `count` images. */
+/**
+ * Contrastive batches need two images: a last batch of one is dropped (src/data/loader.ts
+ * batchCount), a different image each epoch.
+ */
+export const MIN_CONTRASTIVE_BATCH = 2;
+
+/** Pretraining iterations per epoch for a data set of `count` images (see {@link MIN_CONTRASTIVE_BATCH}). */
 export function iterationsPerEpoch(count: number, batchSize: number, dropLast: boolean): number {
-  const n = dropLast ? Math.floor(count / batchSize) : Math.ceil(count / batchSize);
+  const n = batchCount(count, batchSize, dropLast, MIN_CONTRASTIVE_BATCH);
   if (n < 1) {
     throw new Error(
-      `train.batch_size ${batchSize} leaves no iteration for ${count} images (drop_last)`,
+      `train.batch_size ${batchSize} leaves no iteration for ${count} images` +
+        (dropLast ? " (drop_last)" : ""),
     );
   }
   return n;

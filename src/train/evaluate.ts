@@ -1,11 +1,12 @@
-/** When and how the runner evaluates the encoder it is training. */
+/** When and how the runner evaluates the encoder it is training, and its dry run before training. */
 import type { ExperimentConfig } from "../config/mod.ts";
-import { classCounts } from "../data/dataset.ts";
-import { evaluateEncoder, GraphEncoder } from "../eval/mod.ts";
+import { subsetDataset } from "../data/dataset.ts";
+import { type ImageSource, isFullImageSet, subsetFullImages } from "../data/full_images.ts";
+import { type EvalData, evaluateEncoder, GraphEncoder, headlineScore } from "../eval/mod.ts";
 import { contrastiveSpecFromConfig } from "../methods/from_config.ts";
 import type { HostTensor } from "../runtime/host_tensor.ts";
 import type { SessionOptions } from "../runtime/session.ts";
-import { type ExperimentData, split } from "./experiment_data.ts";
+import type { ExperimentData } from "./experiment_data.ts";
 import type { EvaluationRecord } from "./run_state.ts";
 
 /** Decides when to evaluate and runs the evaluation. */
@@ -16,6 +17,12 @@ export interface Evaluator {
    */
   due(epoch: number, last: boolean, done: number): boolean;
   run(epoch: number, values: ReadonlyMap<string, HostTensor>): Promise<EvaluationRecord>;
+  /**
+   * Runs every configured protocol once on a few images of each set, with one probe epoch:
+   * the graphs, sessions, augmentations and data the real evaluations use, so what would fail
+   * after hours of pretraining fails now. Returns a one-line summary.
+   */
+  check(values: ReadonlyMap<string, HostTensor>): Promise<string>;
 }
 
 /**
@@ -51,10 +58,66 @@ export function evaluationEpochs(config: ExperimentConfig): number[] {
   return epochs;
 }
 
+/** The configured protocols, by name, for messages. */
+export function evaluationProtocols(evaluation: ExperimentConfig["evaluation"]): string[] {
+  return [
+    evaluation.linear ? `linear (${evaluation.linear.protocol})` : null,
+    evaluation.few_shot ? "few-shot" : null,
+    evaluation.knn ? "kNN" : null,
+    evaluation.groups ? "groups" : null,
+  ].filter((name): name is string => name !== null);
+}
+
+/** Images of a dry run per set: enough for the ETH protocol's validation split to keep a train part. */
+function dryRunSize(config: ExperimentConfig): number {
+  const linear = config.evaluation.linear;
+  const fraction = linear?.protocol === "eth" ? linear.val_fraction : 0;
+  return Math.max(8, Math.ceil(2 / (1 - fraction)));
+}
+
+function firstImages<T extends ImageSource>(set: T, count: number): T {
+  const n = Math.min(count, set.count);
+  const indices = Array.from({ length: n }, (_, i) => i);
+  const what = `first ${n} images`;
+  return (isFullImageSet(set)
+    ? subsetFullImages(set, indices, what)
+    : subsetDataset(set, indices, what)) as T;
+}
+
+/** The data sets of a dry run: the first few images of each. */
+export function dryRunData(data: EvalData, count: number): EvalData {
+  const few = <T extends ImageSource>(set: T | null | undefined) =>
+    set ? firstImages(set, count) : null;
+  return {
+    train: few(data.train),
+    trainFull: few(data.trainFull),
+    val: few(data.val),
+    fewShot: few(data.fewShot),
+    test: few(data.test),
+    classes: data.classes,
+  };
+}
+
+/** The evaluation section of a dry run: one epoch per probe, validated, one wd value. */
+export function dryRunEvaluation(
+  evaluation: ExperimentConfig["evaluation"],
+): ExperimentConfig["evaluation"] {
+  const linear = evaluation.linear;
+  return {
+    ...evaluation,
+    linear: linear === null
+      ? null
+      : linear.protocol === "eth"
+      ? { ...linear, epochs: 1, n_steps: 1 }
+      : { ...linear, epochs: 1, test_freq: 1 },
+    few_shot: evaluation.few_shot && { ...evaluation.few_shot, epochs: 1, test_freq: 1 },
+  };
+}
+
 /**
- * The configured evaluation, when {@link evaluationDue} says so.
- * `model_scores` takes the linear protocol's test accuracy, or the kNN
- * accuracy when no linear protocol is configured.
+ * The configured evaluation, when {@link evaluationDue} says so. `model_scores` takes the
+ * linear probe's test accuracy, else the few-shot probe's, else kNN's (the record's `metric`
+ * says which).
  */
 export function evaluatorFor(
   config: ExperimentConfig,
@@ -63,30 +126,55 @@ export function evaluatorFor(
 ): Evaluator {
   const evaluation = config.evaluation;
   const spec = contrastiveSpecFromConfig(config);
-  let groupCounts: number[] | null | undefined;
+  const evaluate = async (
+    values: ReadonlyMap<string, HostTensor>,
+    sets: EvalData,
+    section: ExperimentConfig["evaluation"],
+    progress: boolean,
+  ) => {
+    const encoder = await GraphEncoder.create(spec, values, session);
+    try {
+      return await evaluateEncoder(encoder, sets, section, {
+        seed: config.seed,
+        session,
+        groupCounts: data.groupCounts,
+        progress,
+      });
+    } finally {
+      await encoder.release();
+    }
+  };
   return {
     due: (epoch, last, done) => evaluationDue(evaluation, epoch, last, done),
     async run(epoch, values) {
-      if (groupCounts === undefined) {
-        const reference = evaluation.groups
-          ? await split(data.full, config.data.dir, evaluation.groups.reference_split)
-          : null;
-        groupCounts = reference ? classCounts(reference.labels, data.classes) : null;
+      const report = await evaluate(values, data, evaluation, true);
+      const score = headlineScore(report);
+      if (score === null) {
+        throw new Error("evaluation: no protocol is configured (evaluation.linear, few_shot, knn)");
       }
-      const encoder = await GraphEncoder.create(spec, values, session);
-      try {
-        const report = await evaluateEncoder(encoder, data, evaluation, {
-          seed: config.seed,
-          session,
-          groupCounts,
-          progress: true,
-        });
-        const accuracy = report.modelScore ?? report.knn?.accuracy;
-        if (accuracy === undefined) throw new Error("evaluation produced no accuracy");
-        return { epoch, accuracy, details: report as unknown as Record<string, unknown> };
-      } finally {
-        await encoder.release();
+      return {
+        epoch,
+        accuracy: score.accuracy,
+        metric: score.metric,
+        details: report as unknown as Record<string, unknown>,
+      };
+    },
+    async check(values) {
+      const start = performance.now();
+      const count = dryRunSize(config);
+      const report = await evaluate(
+        values,
+        dryRunData(data, count),
+        dryRunEvaluation(evaluation),
+        false,
+      );
+      if (headlineScore(report) === null) {
+        throw new Error("evaluation: no protocol is configured (evaluation.linear, few_shot, knn)");
       }
+      const seconds = (performance.now() - start) / 1000;
+      return `checked the evaluation (${
+        evaluationProtocols(evaluation).join(", ")
+      }) on ${count} images per set in ${seconds.toFixed(1)} s`;
     },
   };
 }

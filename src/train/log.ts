@@ -4,7 +4,7 @@
  * atomically after every epoch.
  */
 import * as ort from "onnxruntime-node";
-import type { LoadedConfig } from "../config/mod.ts";
+import { ethEffectiveConfig, type LoadedConfig } from "../config/mod.ts";
 import type { SessionOptions } from "../runtime/session.ts";
 import { writeTextAtomic } from "../util/atomic.ts";
 import type { EpochRecord, EvaluationRecord, RunProgress } from "./run_state.ts";
@@ -12,7 +12,10 @@ import type { EpochRecord, EvaluationRecord, RunProgress } from "./run_state.ts"
 /** The JSON log of a run. */
 export interface ExperimentLog {
   experiment: string;
-  /** ETH configs: the original dict verbatim; ours: the resolved config. */
+  /**
+   * ETH configs: the original dict, with the values the run ran with where overrides changed an
+   * ETH key (e.g. `pretraining.max_epochs` after `--epochs`); ours: the resolved config.
+   */
   config: Record<string, unknown>;
   average_training_loss_per_epoch: number[];
   /** Test accuracy of each evaluation, as a fraction. */
@@ -30,9 +33,28 @@ export interface ExperimentLog {
   evaluations: EvaluationRecord[];
   /** The same evaluation of the encoder at its random initialization (epoch -1), if asked for. */
   random_init_evaluation: EvaluationRecord | null;
+  /** What the run said once at its start about how it reads its data (e.g. a dropped last image). */
+  notes: string[];
+  /** Images of each data set the run read (null: not read). */
+  data_counts: DataCounts | null;
   environment: Record<string, unknown>;
   /** Status `interrupted`: what stopped the run (a signal, or the tests' step limit). */
   interrupted_by?: "SIGINT" | "SIGTERM" | "stop_after_steps";
+}
+
+/** Images per data set of a run. */
+export interface DataCounts {
+  pretrain: number;
+  train: number | null;
+  val: number | null;
+  few_shot: number | null;
+  test: number | null;
+}
+
+/** What a run knows beyond its progress: its notes and data counts. */
+export interface LogExtras {
+  notes?: readonly string[];
+  dataCounts?: DataCounts;
 }
 
 /** Assembles the log of a run's progress. */
@@ -42,11 +64,14 @@ export function buildExperimentLog(
   status: string,
   wallSeconds: number,
   session: SessionOptions,
+  extras: LogExtras = {},
 ): ExperimentLog {
   const history = progress.history;
   return {
     experiment: loaded.config.experiment,
-    config: loaded.eth ?? (loaded.config as unknown as Record<string, unknown>),
+    config: loaded.eth
+      ? ethEffectiveConfig(loaded.eth, loaded.config)
+      : (loaded.config as unknown as Record<string, unknown>),
     average_training_loss_per_epoch: history.map((e) => e.loss),
     model_scores: progress.evaluations.map((e) => e.accuracy),
     status,
@@ -61,6 +86,8 @@ export function buildExperimentLog(
     epochs: history,
     evaluations: progress.evaluations,
     random_init_evaluation: progress.randomInitEvaluation ?? null,
+    notes: [...(extras.notes ?? [])],
+    data_counts: extras.dataCounts ?? null,
     environment: {
       deno: Deno.version.deno,
       onnxruntime: ort.env.versions?.common ?? "unknown",

@@ -30,9 +30,9 @@ export function makeRunFolders(paths: RunPaths): void {
 }
 
 /** Keys that may change between a run and its resumption without changing the result. */
-const VOLATILE_KEYS = new Set(["device"]);
+const VOLATILE_KEYS = new Set(["device", "runtime"]);
 
-/** A hash of everything in the config that shapes the result (device excluded). */
+/** A hash of everything in the config that shapes the result (device and runtime excluded). */
 export function configHash(loaded: LoadedConfig): string {
   const relevant = Object.fromEntries(
     Object.entries(loaded.config).filter(([key]) => !VOLATILE_KEYS.has(key)),

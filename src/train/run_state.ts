@@ -6,6 +6,7 @@
 import { loadCheckpoint, saveCheckpoint } from "../artifacts/checkpoint.ts";
 import type { HostTensor } from "../runtime/host_tensor.ts";
 import type { MuScheduleState } from "../schedules/mod.ts";
+import type { ScoreMetric } from "../eval/evaluate.ts";
 
 /** One finished epoch. */
 export interface EpochRecord {
@@ -25,6 +26,8 @@ export interface EvaluationRecord {
   epoch: number;
   /** Headline test accuracy in [0, 1] (the ETH `model_scores` entry). */
   accuracy: number;
+  /** Which accuracy `accuracy` is (absent in logs of older versions: linear, else kNN). */
+  metric?: ScoreMetric;
   details: Record<string, unknown>;
 }
 

@@ -18,6 +18,7 @@ import { Session, type SessionOptions } from "../runtime/session.ts";
 import {
   iterationsPerEpoch,
   lrScheduleFromConfig,
+  MIN_CONTRASTIVE_BATCH,
   muRng,
   muScheduleFromConfig,
 } from "../schedules/from_config.ts";
@@ -26,7 +27,7 @@ import { exists } from "../data/files.ts";
 import { ProgressBar } from "../util/progress.ts";
 import { Rng } from "../util/rng.ts";
 import { type Evaluator, evaluatorFor } from "./evaluate.ts";
-import { loadExperimentData } from "./experiment_data.ts";
+import { dataCounts, loadExperimentData } from "./experiment_data.ts";
 import { buildExperimentLog, type ExperimentLog } from "./log.ts";
 import { writeRunOutputs } from "../report/run_outputs.ts";
 import { configHash, makeRunFolders, runPaths } from "./paths.ts";
@@ -36,6 +37,7 @@ import { epochDiagnostics, formatDiagnostics, RareClassLossShare } from "../meth
 import { classCounts } from "../data/dataset.ts";
 import { StepRunner } from "./step_runner.ts";
 import { StopRequest } from "./stop_signals.ts";
+import { checkEvaluation, lastBatchSize, runNotes } from "./preflight.ts";
 
 /** Options of {@link runExperiment}. */
 export interface RunOptions {
@@ -85,7 +87,10 @@ export async function runExperiment(
     batchSize: batch,
     seed: config.seed,
     dropLast: config.train.drop_last,
+    minLastBatch: MIN_CONTRASTIVE_BATCH,
   });
+  const notes = runNotes(config, data.pretrain);
+  for (const note of notes) console.error(note);
   const iterations = iterationsPerEpoch(data.pretrain.count, batch, config.train.drop_last);
   const lrSchedule = lrScheduleFromConfig(config, iterations);
   const mu = muScheduleFromConfig(config, muRng(config.seed));
@@ -131,6 +136,8 @@ export async function runExperiment(
     return entry;
   };
   await stepFor(batch);
+  const rest = lastBatchSize(data.pretrain.count, batch, config.train.drop_last);
+  if (rest !== null) await stepFor(rest);
 
   const augmenter = await Augmenter.create(recipeFromConfig(config.augmentation), {
     ...options.session,
@@ -148,7 +155,10 @@ export async function runExperiment(
   const earlierSessions = progress.elapsedSeconds;
   const elapsed = () => earlierSessions + (performance.now() - sessionStart) / 1000;
   const log = (status: string) =>
-    buildExperimentLog(loaded, progress, status, elapsed(), options.session);
+    buildExperimentLog(loaded, progress, status, elapsed(), options.session, {
+      notes,
+      dataCounts: dataCounts(data),
+    });
   // SIGINT and SIGTERM stop the run after the step in progress, or at once during an
   // evaluation (which is then run again on --resume): checkpoint, log "interrupted".
   const stop = new StopRequest();
@@ -185,6 +195,7 @@ export async function runExperiment(
   let stepsThisSession = 0;
 
   try {
+    await checkEvaluation(config, progress, evaluator, values);
     if (config.evaluation.random_init_baseline && !progress.randomInitEvaluation) {
       if (progress.globalStep > 0) {
         console.error(
@@ -234,6 +245,7 @@ export async function runExperiment(
           b.images,
           size,
           new Rng(config.seed, `augment/${epoch}/${progress.stepInEpoch}`),
+          b.sizes,
         );
         const muValue = mu ? mu.value() : null;
         const lr = lrAt(lrSchedule, progress.globalStep);
