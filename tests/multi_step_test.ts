@@ -134,6 +134,52 @@ function tinySpec(): ContrastiveSpec {
   };
 }
 
+Deno.test("multi-step: one graph runs any number of steps; runs of 3, 1 and 2 equal 6 single steps", async () => {
+  const { graph, layout, initial } = mlpStep();
+  const multi = buildMultiStep(graph, layout, 3);
+  const rng = new Rng(9, "batches");
+  const batches = Array.from({ length: 6 }, (_, i) => ({
+    x: normal(rng.fork(`x${i}`), [8, 6]),
+    target: normal(rng.fork(`t${i}`), [8, 3]),
+  }));
+  const scalars = batches.map((_, i) => ({ lr: 0.03, step: i + 1 }));
+  const single = await Session.create(graph, { threads: 1 });
+  const singleValues = new Map(initial);
+  const singleRunner = new StepRunner(single, layout, singleValues);
+  const singleLosses: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    singleLosses.push((await singleRunner.step(batches[i], scalars[i])).loss);
+  }
+
+  const looped = await Session.create(multi.graph, { threads: 1 });
+  const loopValues = new Map(initial);
+  const runner = new MultiStepRunner(looped, multi.layout, loopValues);
+  const losses: number[] = [];
+  for (const [from, to] of [[0, 3], [3, 4], [4, 6]]) {
+    const result = await runner.run(batches.slice(from, to), scalars.slice(from, to));
+    assertEquals(result.extras.prediction_error.shape, [to - from, 8, 3]);
+    losses.push(...result.losses);
+  }
+  assertAllClose(losses, singleLosses, 1e-6, 0, "losses");
+  const worst = worstRelative(loopValues, singleValues, layout.carried.map((c) => c.input));
+  assert(worst <= 1e-6, `final parameters and state differ by ${worst} (relative)`);
+  // How the steps are grouped into runs changes nothing, bit for bit (what exact resume needs).
+  const regrouped = new Map(initial);
+  const again = new MultiStepRunner(looped, multi.layout, regrouped);
+  const regroupedLosses: number[] = [];
+  for (const [from, to] of [[0, 2], [2, 5], [5, 6]]) {
+    regroupedLosses.push(
+      ...(await again.run(batches.slice(from, to), scalars.slice(from, to))).losses,
+    );
+  }
+  assertEquals(regroupedLosses, losses);
+  for (const c of layout.carried) {
+    assertEquals([...regrouped.get(c.input)!.data], [...loopValues.get(c.input)!.data], c.input);
+  }
+  await single.release();
+  await looped.release();
+});
+
 Deno.test("multi-step: 3 tiny ResNet-18 contrastive steps through a Loop equal 3 single steps", async () => {
   const step = buildContrastiveStep(
     tinySpec(),
@@ -193,8 +239,12 @@ Deno.test("multi-step: bad arguments name what is wrong", async () => {
   const runner = new MultiStepRunner(session, multi.layout, new Map(initial));
   const x = normal(new Rng(1), [8, 6]);
   await assertThrowsMessage(
-    () => runner.run([{ x }], [{ lr: 0.1, step: 1 }]),
-    "expected 2 batches and 2 scalar sets, got 1 and 1",
+    () => runner.run([{ x }, { x }, { x }], [1, 2, 3].map((step) => ({ lr: 0.1, step }))),
+    "expected 1 to 2 batches and as many scalar sets, got 3 and 3",
+  );
+  await assertThrowsMessage(
+    () => runner.run([{ x }], [{ lr: 0.1, step: 1 }, { lr: 0.1, step: 2 }]),
+    "expected 1 to 2 batches and as many scalar sets, got 1 and 2",
   );
   await assertThrowsMessage(
     () => runner.run([{ x }, { x }], [{ lr: 0.1, step: 1 }, { lr: 0.1 }]),
