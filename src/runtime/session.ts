@@ -19,7 +19,7 @@ export type Device = "cpu" | "cuda";
 /** Options of {@link Session.create}. */
 export interface SessionOptions {
   device?: Device;
-  /** Intra-op threads on CPU (0: ORT's default, one per core). */
+  /** Intra-op threads on CPU (0 or absent: the default of threads.ts, one per physical core). */
   threads?: number;
   /** CUDA device id. */
   deviceId?: number;

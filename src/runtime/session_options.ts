@@ -13,6 +13,7 @@
  */
 import type * as ort from "onnxruntime-node";
 import type { SessionOptions } from "./session.ts";
+import { resolveThreads } from "./threads.ts";
 
 /** cuDNN convolution algorithm search, as ORT names it. */
 export type CudnnConvAlgoSearch = "EXHAUSTIVE" | "HEURISTIC" | "DEFAULT";
@@ -93,7 +94,7 @@ export function ortSessionOptions(options: SessionOptions): ort.InferenceSession
   const device = options.device ?? "cpu";
   return {
     graphOptimizationLevel: options.optimization ?? "all",
-    intraOpNumThreads: options.threads ?? 0,
+    intraOpNumThreads: resolveThreads(options.threads, device),
     interOpNumThreads: 1,
     executionMode: "sequential",
     enableCpuMemArena: options.memoryArena ?? true,
