@@ -1,10 +1,11 @@
 /**
  * Several fused steps per run through an ONNX Loop (src/train/multi_step.ts):
- * K steps in one run give the losses and parameters of K single steps, for a
+ * K steps in one run give the losses and parameters of K single steps, bit for
+ * bit (what lets the runner group steps freely and still resume exactly), for a
  * small MLP with Adam (per-step lr and step count) and a tiny ResNet-18
  * contrastive step with SGD momentum and the ETH weighted loss (per-step μ).
  */
-import { assert, assertAllClose, assertEquals, assertThrowsMessage } from "./assert.ts";
+import { assert, assertEquals, assertThrowsMessage } from "./assert.ts";
 import { buildContrastiveStep, type ContrastiveSpec } from "../src/methods/contrastive.ts";
 import { initParams } from "../src/nn/mod.ts";
 import { Graph, ops } from "../src/onnx/mod.ts";
@@ -104,14 +105,14 @@ Deno.test("multi-step: 4 MLP steps with Adam in one Loop run equal 4 single step
   const looped = await Session.create(multi.graph, { threads: 1 });
   const loopValues = new Map(initial);
   const result = await new MultiStepRunner(looped, multi.layout, loopValues).run(batches, scalars);
-  assertAllClose(result.losses, singleLosses, 1e-6, 0, "losses");
+  assertEquals(result.losses, singleLosses, "losses");
   assert(singleLosses[3] < singleLosses[0], `the MLP should learn: losses ${singleLosses}`);
   assertEquals(result.extras.prediction_error.shape, [k, 8, 3]);
-  assertAllClose(result.extras.prediction_error.data as Float32Array, singleErrors, 1e-5, 1e-7);
+  assertEquals([...result.extras.prediction_error.data as Float32Array], singleErrors);
   const carried = layout.carried.map((c) => c.input);
   assertEquals(carried.length, 9, "3 params + 2 Adam slots each");
   const worst = worstRelative(loopValues, singleValues, carried);
-  assert(worst <= 1e-6, `final parameters and state differ by ${worst} (relative)`);
+  assert(worst === 0, `final parameters and state differ by ${worst} (relative)`);
   await single.release();
   await looped.release();
 });
@@ -160,9 +161,9 @@ Deno.test("multi-step: one graph runs any number of steps; runs of 3, 1 and 2 eq
     assertEquals(result.extras.prediction_error.shape, [to - from, 8, 3]);
     losses.push(...result.losses);
   }
-  assertAllClose(losses, singleLosses, 1e-6, 0, "losses");
+  assertEquals(losses, singleLosses, "losses");
   const worst = worstRelative(loopValues, singleValues, layout.carried.map((c) => c.input));
-  assert(worst <= 1e-6, `final parameters and state differ by ${worst} (relative)`);
+  assert(worst === 0, `final parameters and state differ by ${worst} (relative)`);
   // How the steps are grouped into runs changes nothing, bit for bit (what exact resume needs).
   const regrouped = new Map(initial);
   const again = new MultiStepRunner(looped, multi.layout, regrouped);
@@ -207,12 +208,12 @@ Deno.test("multi-step: 3 tiny ResNet-18 contrastive steps through a Loop equal 3
   const looped = await Session.create(multi.graph, { threads: 1 });
   const loopValues = new Map(initial);
   const result = await new MultiStepRunner(looped, multi.layout, loopValues).run(batches, scalars);
-  assertAllClose(result.losses, singleLosses, 1e-6, 0, "losses");
+  assertEquals(result.losses, singleLosses, "losses");
   assert(new Set(singleLosses).size === k, `steps must differ: ${singleLosses}`);
   assertEquals(result.extras.per_anchor_loss.shape, [k, 8]);
   const worst = worstRelative(loopValues, singleValues, step.layout.carried.map((c) => c.input));
   assert(
-    worst <= 1e-6,
+    worst === 0,
     `final parameters, BN statistics and momenta differ by ${worst} (relative)`,
   );
   await single.release();
