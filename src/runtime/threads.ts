@@ -67,3 +67,11 @@ export function resolveThreads(requested: number | undefined, _device: Device = 
   }
   return requested;
 }
+
+/** Whether idle pool threads spin (ORT `session.intra_op.allow_spinning`): `requested`, else the default. */
+export function resolveSpinning(requested: boolean | undefined): boolean {
+  return requested ?? DEFAULT_SPINNING;
+}
+
+/** Default of {@link resolveSpinning}. */
+export const DEFAULT_SPINNING = true;

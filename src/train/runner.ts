@@ -75,6 +75,8 @@ export async function runExperiment(
   options: RunOptions,
 ): Promise<ExperimentLog> {
   const config = loaded.config;
+  const precision = config.train.precision;
+  checkPrecision(precision, options.session.device ?? "cpu");
   const paths = runPaths(config);
   makeRunFolders(paths);
   const hash = configHash(loaded);
@@ -95,8 +97,7 @@ export async function runExperiment(
   // Parameters, buffers and optimizer state, shared by the step of every batch size.
   const values = new Map<string, HostTensor>();
   let progress: RunProgress;
-  const { precision, loss_scale: lossScale } = config.train;
-  checkPrecision(precision, options.session.device ?? "cpu");
+  const { loss_scale: lossScale } = config.train;
   const buildStep = (size: number) =>
     buildStepAtPrecision({ ...spec, batchSize: size }, optimizer, { precision, lossScale });
   const full = buildStep(batch);
