@@ -5,6 +5,7 @@
  *   deno run -A bench/copies.ts                       # ResNet-18 cifar, batches 32 and 256, K 1/4/8/16 at 32
  *   deno run -A bench/copies.ts --width 0.25 --batches 32 --ks 1,4,8
  *   deno run -A bench/copies.ts --device cuda --batches 256,512 --loop-batch 512
+ *   deno run -A bench/copies.ts --batches none --ks 8   # one K per process: its own peak RSS
  *
  * Table 1, per batch: MB fed and fetched per step (carried = parameters, BN
  * statistics and momenta, each way; plus the two views), the median time of
@@ -90,7 +91,8 @@ function row(cells: (string | number)[], widths: number[]): string {
   return cells.map((c, i) => String(c).padStart(widths[i])).join("  ");
 }
 
-const batches = intList("batches", values.batches!);
+// `--batches none` skips table 1 (e.g. to read one K's peak RSS per process).
+const batches = values.batches === "none" ? [] : intList("batches", values.batches!);
 const ks = intList("ks", values.ks!);
 const loopBatch = intList("loop-batch", values["loop-batch"]!)[0];
 
@@ -100,9 +102,11 @@ console.log(
     `medians of ${values.steps} steps after ${values.warmup} warm-up`,
 );
 const widths1 = [6, 12, 10, 13, 13, 9];
-console.log(
-  row(["batch", "carried MB", "views MB", "copy-only ms", "full step ms", "fraction"], widths1),
-);
+if (batches.length > 0) {
+  console.log(
+    row(["batch", "carried MB", "views MB", "copy-only ms", "full step ms", "fraction"], widths1),
+  );
+}
 for (const batch of batches) {
   const config = configFor(batch, 1);
   const step = prepareStep(config);
