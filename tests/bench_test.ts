@@ -23,6 +23,7 @@ import {
   torchArgs,
   torchProblem,
 } from "../src/bench/mod.ts";
+import { defaultThreads } from "../src/runtime/threads.ts";
 
 const MOD = new URL("../mod.ts", import.meta.url).pathname;
 const TINY = {
@@ -323,6 +324,12 @@ Deno.test("torchArgs passes the configuration to bench/torch_step.py", () => {
   );
   assertEquals(["--optimizer", "--momentum", "--steps"].map(value), ["sgd", "0.9", "2"]);
   assert(args.includes("--amp") && !args.includes("--channels-last"));
+  const byDefault = torchArgs(parseBenchConfig({ ...TINY, threads: "0" }));
+  assertEquals(
+    byDefault[byDefault.indexOf("--threads") + 1],
+    String(defaultThreads()),
+    "the reference runs on as many threads as our default",
+  );
   const eth = torchArgs(parseBenchConfig({ ...TINY, optimizer: "adam", head: "linear" }));
   const ethValue = (flag: string) => eth[eth.indexOf(flag) + 1];
   assertEquals(

@@ -45,7 +45,7 @@ export interface BenchConfig {
   /** Untimed steps first (session warm-up, allocator growth). */
   warmup: number;
   device: Device;
-  /** Intra-op threads, ours and torch's (0: each one's default). */
+  /** Intra-op threads, ours and torch's (0: the project default, resolveThreads). */
   threads: number;
   temperature: number;
   /** Fraction of conv weights zeroed in SDCLR's masks (only their values change, not the cost). */

@@ -2,6 +2,7 @@
  * The PyTorch reference step: finds a python with torch and runs
  * bench/torch_step.py on the same configuration, returning its JSON result.
  */
+import { resolveThreads } from "../runtime/threads.ts";
 import { BENCH_ADAM, BENCH_SGD, BENCH_WEIGHTED, type BenchConfig, timedSteps } from "./config.ts";
 
 /** Path of the reference script. */
@@ -110,7 +111,9 @@ export function torchArgs(config: BenchConfig, flags: TorchFlags = {}): string[]
     ],
     ...[
       "--threads",
-      String(config.threads),
+      // The reference runs on as many threads as ours: torch's own default follows CPUID's core
+      // count, which on some VMs is 1 for 2 vCPUs (torch 1.13 here: 1 thread on this 2-CPU VM).
+      String(resolveThreads(config.threads, config.device)),
       "--device",
       config.device,
       "--seed",

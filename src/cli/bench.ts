@@ -66,7 +66,7 @@ export const benchCommand: Command = {
     device: { type: "string", description: "cpu or cuda", default: "cpu" },
     threads: {
       type: "string",
-      description: "intra-op threads, ours and torch's (0: each one's default)",
+      description: "intra-op threads, ours and torch's (0: the project default)",
       default: "0",
     },
     temperature: { type: "string", description: "loss temperature τ", default: "0.2" },
