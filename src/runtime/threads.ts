@@ -68,10 +68,17 @@ export function resolveThreads(requested: number | undefined, _device: Device = 
   return requested;
 }
 
-/** Whether idle pool threads spin (ORT `session.intra_op.allow_spinning`): `requested`, else the default. */
+/**
+ * Whether idle pool threads spin by default: no. Spinning workers keep their
+ * core busy between ops; on a machine where anything else runs (another
+ * process, or this process's other session between runs) they are
+ * descheduled mid-op and every parallel op waits for them. Measured on the
+ * shared 2-core machine (README, "Speed"): 2 spinning threads were the slowest
+ * setting in every round, 2 non-spinning threads as fast as 1 thread.
+ */
+export const DEFAULT_SPINNING = false;
+
+/** Whether idle pool threads spin (ORT `session.intra_op.allow_spinning`): `requested`, else {@link DEFAULT_SPINNING}. */
 export function resolveSpinning(requested: boolean | undefined): boolean {
   return requested ?? DEFAULT_SPINNING;
 }
-
-/** Default of {@link resolveSpinning}. */
-export const DEFAULT_SPINNING = true;

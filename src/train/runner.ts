@@ -160,7 +160,14 @@ export async function runExperiment(
   const log = (status: string) =>
     buildExperimentLog(loaded, progress, status, elapsed(), options.session);
   let stopRequested = false;
-  const onSignal = () => (stopRequested = true);
+  const onSignal = () => {
+    if (!stopRequested && stepsPerRun > 1) {
+      console.error(
+        `\nstopping after the steps in flight (up to ${stepsPerRun} per run: train.steps_per_run)`,
+      );
+    }
+    stopRequested = true;
+  };
   Deno.addSignalListener("SIGINT", onSignal);
   let stepsThisSession = 0;
 
