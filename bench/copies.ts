@@ -2,9 +2,10 @@
  * What the host↔runtime copies of the fused step cost, and how much several
  * steps per run (an ONNX Loop, src/train/multi_step.ts) save.
  *
- *   deno run -A bench/copies.ts                       # ResNet-18 cifar, batches 32 and 256, K 1/4/8 at 32
+ *   deno run -A bench/copies.ts                       # ResNet-18 cifar, batches 32 and 256, K 1/4/8/16 at 32
  *   deno run -A bench/copies.ts --width 0.25 --batches 32 --ks 1,4,8
  *   deno run -A bench/copies.ts --device cuda --batches 256,512 --loop-batch 512
+ *   deno run -A bench/copies.ts --batches none --ks 8   # one K per process: its own peak RSS
  *
  * Table 1, per batch: MB fed and fetched per step (carried = parameters, BN
  * statistics and momenta, each way; plus the two views), the median time of
@@ -12,10 +13,11 @@
  * through an Identity, the views touched by a one-element slice, no other
  * compute), the median full step, and the twin's share of the step.
  *
- * Table 2, at `--loop-batch`: the plain single step, then K steps per run
- * through the Loop for each K of `--ks`: median ms per step (run time / K),
- * views/s at that median, the copy-only twin of the K-step graph per step
- * and its share, and the speed-up over the plain step.
+ * Table 2, at `--loop-batch`: for each K of `--ks`, K steps per run as the
+ * runner does it (K = 1: the plain fused step; K > 1: the Loop): median ms
+ * per step (run time / K), views/s at that median, the copy-only twin of
+ * that graph per step and its share, the speed-up over K = 1, and the
+ * process's peak RSS after that K (VmHWM only grows: read it as "at most").
  *
  * onnxruntime-node 1.29.0 offers no way to keep outputs on the GPU between
  * runs for the CUDA provider: its `preferredOutputLocation` session option
@@ -29,21 +31,9 @@
 import { parseArgs } from "node:util";
 import { type BenchConfig, parseBenchConfig } from "../src/bench/config.ts";
 import { timeCopies } from "../src/bench/io_cost.ts";
-import {
-  type PreparedStep,
-  prepareStep,
-  summariseTimes,
-  timeOurStep,
-} from "../src/bench/step_timing.ts";
-import { Graph, ops, type Tensor } from "../src/onnx/mod.ts";
+import { peakRssBytes, prepareStep, timeOurStep } from "../src/bench/step_timing.ts";
 import type { HostTensor } from "../src/runtime/host_tensor.ts";
-import { Session } from "../src/runtime/session.ts";
-import {
-  buildMultiStep,
-  carriedBytes,
-  type MultiStep,
-  MultiStepRunner,
-} from "../src/train/multi_step.ts";
+import { carriedBytes } from "../src/train/multi_step.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -52,13 +42,15 @@ const { values } = parseArgs({
     stem: { type: "string", default: "cifar" },
     width: { type: "string", default: "1" },
     size: { type: "string", default: "32" },
+    loss: { type: "string", default: "ntxent" },
+    optimizer: { type: "string", default: "sgd" },
+    head: { type: "string" },
     batches: { type: "string", default: "32,256" },
     "loop-batch": { type: "string", default: "32" },
-    ks: { type: "string", default: "1,4,8" },
-    steps: { type: "string", default: "3", short: "s" },
-    warmup: { type: "string", default: "1" },
-    runs: { type: "string", default: "2" },
-    threads: { type: "string", default: "2" },
+    ks: { type: "string", default: "1,4,8,16" },
+    steps: { type: "string", default: "16", short: "s" },
+    warmup: { type: "string", default: "2" },
+    threads: { type: "string", default: "0" },
     device: { type: "string", default: "cpu" },
   },
 });
@@ -71,17 +63,21 @@ function intList(key: string, text: string): number[] {
   return list;
 }
 
-function configFor(batch: number): BenchConfig {
+function configFor(batch: number, stepsPerRun: number): BenchConfig {
   return parseBenchConfig({
     model: values.model,
     stem: values.stem,
     width: values.width,
     size: values.size,
+    loss: values.loss,
+    optimizer: values.optimizer,
+    head: values.head,
     batch: String(batch),
     steps: values.steps,
     warmup: values.warmup,
     threads: values.threads,
     device: values.device,
+    "steps-per-run": String(stepsPerRun),
   });
 }
 
@@ -95,77 +91,25 @@ function row(cells: (string | number)[], widths: number[]): string {
   return cells.map((c, i) => String(c).padStart(widths[i])).join("  ");
 }
 
-/** The copy-only twin of a multi-step graph: same inputs and outputs, no step compute. */
-function multiCopyOnlyGraph(multi: MultiStep): Graph {
-  const source = multi.graph;
-  const graph = new Graph("multi_copy_only");
-  const inputs = new Map<string, Tensor>();
-  for (const t of source.inputs) inputs.set(t.name, graph.input(t.name, t.dtype, t.shape));
-  const carried = new Map(multi.layout.carried.map((c) => [c.output, c.input]));
-  const touched: Tensor[] = [];
-  for (const s of [...multi.layout.stacked, ...multi.layout.scalars]) {
-    const t = inputs.get(s.name)!;
-    touched.push(
-      ops.reduceSum(ops.slice(t, t.shape.map(() => 0), t.shape.map(() => 1)), undefined, false),
-    );
-  }
-  for (const out of source.outputs) {
-    const from = carried.get(out.name);
-    if (from) graph.output(ops.identity(inputs.get(from)!), out.name);
-    else if (out.name === multi.layout.loss) {
-      const perStep = graph.constant(new Array(multi.layout.steps).fill(0), "float32", [
-        multi.layout.steps,
-      ]);
-      graph.output(ops.add(perStep, ops.sum(touched)), out.name);
-    } else {
-      const shape = [multi.layout.steps, ...(out.shape.slice(1) as number[])];
-      graph.output(
-        graph.constant(new Array(shape.reduce((a, b) => a * b, 1)).fill(0), out.dtype, shape),
-        out.name,
-      );
-    }
-  }
-  return graph;
-}
-
-function median(xs: number[]): number {
-  return summariseTimes(xs, 1).medianMs;
-}
-
-async function timeRuns(
-  runOnce: () => Promise<unknown>,
-  warmup: number,
-  runs: number,
-): Promise<number[]> {
-  for (let i = 0; i < warmup; i++) await runOnce();
-  const ms: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const start = performance.now();
-    await runOnce();
-    ms.push(performance.now() - start);
-  }
-  return ms;
-}
-
-const batches = intList("batches", values.batches!);
+// `--batches none` skips table 1 (e.g. to read one K's peak RSS per process).
+const batches = values.batches === "none" ? [] : intList("batches", values.batches!);
 const ks = intList("ks", values.ks!);
 const loopBatch = intList("loop-batch", values["loop-batch"]!)[0];
-const runs = intList("runs", values.runs!)[0];
-const warmup = Number(values.warmup);
 
 console.log(
   `copies: ${values.model}/${values.stem} width ${values.width} ${values.size}x${values.size}, ` +
-    `${values.device}, ${values.threads} threads, medians of ${values.steps} steps after ${warmup} warm-up`,
+    `${values.loss}, ${values.optimizer}, ${values.device}, threads ${values.threads} (0: default), ` +
+    `medians of ${values.steps} steps after ${values.warmup} warm-up`,
 );
 const widths1 = [6, 12, 10, 13, 13, 9];
-console.log(
-  row(["batch", "carried MB", "views MB", "copy-only ms", "full step ms", "fraction"], widths1),
-);
-const prepared = new Map<number, PreparedStep>();
+if (batches.length > 0) {
+  console.log(
+    row(["batch", "carried MB", "views MB", "copy-only ms", "full step ms", "fraction"], widths1),
+  );
+}
 for (const batch of batches) {
-  const config = configFor(batch);
+  const config = configFor(batch, 1);
   const step = prepareStep(config);
-  if (batch === loopBatch) prepared.set(batch, step);
   const copies = await timeCopies(config, step);
   const full = await timeOurStep(config, step);
   const viewsBytes = Object.values(step.batch).reduce((n, t) => n + tensorBytes(t), 0);
@@ -179,58 +123,25 @@ for (const batch of batches) {
   ], widths1));
 }
 
-const config = configFor(loopBatch);
-const base = prepared.get(loopBatch) ?? prepareStep(config);
+console.log(`\nsteps per run at batch ${loopBatch}:`);
+const widths2 = [10, 11, 10, 13, 9, 8, 12];
 console.log(
-  `\nsteps per run at batch ${loopBatch} (${runs} timed runs after ${warmup} warm-up each):`,
+  row(["K", "ms/step", "views/s", "copy ms/step", "fraction", "speedup", "peak RSS MB"], widths2),
 );
-const widths2 = [10, 11, 10, 13, 9, 8];
-console.log(row(["K", "ms/step", "views/s", "copy ms/step", "fraction", "speedup"], widths2));
-const single = await timeOurStep(config, base);
-const singleCopies = await timeCopies(config, base);
-console.log(row([
-  "1 (plain)",
-  single.medianMs.toFixed(1),
-  (2 * loopBatch * 1000 / single.medianMs).toFixed(1),
-  singleCopies.medianMs.toFixed(1),
-  `${(100 * singleCopies.medianMs / single.medianMs).toFixed(1)} %`,
-  "1.00",
-], widths2));
-const options = { device: config.device, threads: config.threads };
+let baseline: number | null = null;
 for (const k of ks) {
-  const multi = buildMultiStep(base.step.graph, base.step.layout, k, {
-    shared: base.step.inputs.masks,
-  });
-  const session = await Session.create(multi.graph, options);
-  const runner = new MultiStepRunner(session, multi.layout, new Map(base.initial));
-  const shared = Object.fromEntries(base.step.inputs.masks.map((m) => [m, base.batch[m]]));
-  const stepBatches = Array.from({ length: k }, () => base.batch);
-  const stepScalars = Array.from({ length: k }, () => base.scalars);
-  const runMs = await timeRuns(() => runner.run(stepBatches, stepScalars, shared), warmup, runs);
-  await session.release();
-
-  const twin = await Session.create(multiCopyOnlyGraph(multi), options);
-  const feeds: Record<string, HostTensor> = { ...shared };
-  for (const [name, value] of runner.values) feeds[name] = value;
-  for (const s of multi.layout.stacked) {
-    const one = base.batch[s.source];
-    const data = new Float32Array(one.data.length * k);
-    feeds[s.name] = { dtype: s.dtype, shape: [k, ...one.shape], data };
-  }
-  for (const s of multi.layout.scalars) {
-    feeds[s.name] = { dtype: s.dtype, shape: [k], data: new Float32Array(k) };
-  }
-  const copyMs = await timeRuns(() => twin.run(feeds), warmup, runs);
-  await twin.release();
-
-  const perStep = median(runMs) / k;
-  const copyPerStep = median(copyMs) / k;
+  const config = configFor(loopBatch, k);
+  const prepared = prepareStep(config);
+  const timed = await timeOurStep(config, prepared);
+  const copies = await timeCopies(config, prepared);
+  baseline ??= timed.medianMs;
   console.log(row([
-    `${k} (Loop)`,
-    perStep.toFixed(1),
-    (2 * loopBatch * 1000 / perStep).toFixed(1),
-    copyPerStep.toFixed(1),
-    `${(100 * copyPerStep / perStep).toFixed(1)} %`,
-    (single.medianMs / perStep).toFixed(2),
+    k === 1 ? "1 (plain)" : `${k} (Loop)`,
+    timed.medianMs.toFixed(1),
+    timed.viewsPerSecond.toFixed(1),
+    copies.medianMs.toFixed(1),
+    `${(100 * copies.medianMs / timed.medianMs).toFixed(1)} %`,
+    (baseline / timed.medianMs).toFixed(2),
+    ((peakRssBytes() ?? NaN) / MB).toFixed(0),
   ], widths2));
 }

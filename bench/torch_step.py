@@ -1,6 +1,6 @@
 """The PyTorch reference of `deno task bench`: one SimCLR or SDCLR training step
 (two views -> ResNet encoder -> projection head -> NT-Xent or weighted NT-Xent ->
-backward -> SGD momentum update), timed after warm-up, eager mode.
+backward -> SGD momentum or Adam update), timed after warm-up, eager mode.
 
 The models are written here (torchvision-style ResNet-18/34/50 with CIFAR or
 ImageNet stem, the SimCLR head, SDCLR's dual-BN network with masked conv
@@ -114,19 +114,26 @@ class ResNet(nn.Module):
 
 
 class Head(nn.Module):
-    """SimCLR: Linear-BN-ReLU-Linear(no bias)-BN; SDCLR adds a hidden Linear(no bias)-BN-ReLU."""
+    """SimCLR: Linear-BN-ReLU-Linear(no bias)-BN; SDCLR adds a hidden Linear(no bias)-BN-ReLU;
+    linear (ETH): one Linear with bias, no BN."""
 
     def __init__(self, kind, dim, out_dim, branches):
         super().__init__()
-        dims = [(dim, dim, True), (dim, out_dim, False)] if kind == "simclr" else \
-            [(dim, dim, True), (dim, dim, False), (dim, out_dim, False)]
+        if kind == "linear":
+            dims = [(dim, out_dim, True)]
+        elif kind == "simclr":
+            dims = [(dim, dim, True), (dim, out_dim, False)]
+        else:
+            dims = [(dim, dim, True), (dim, dim, False), (dim, out_dim, False)]
         self.fcs = nn.ModuleList([nn.Linear(a, b, bias=bias) for a, b, bias in dims])
-        self.bns = nn.ModuleList([DualBN(1, b, branches) for _, b, _ in dims])
+        self.bns = nn.ModuleList([DualBN(1, b, branches) for _, b, _ in dims]) if kind != "linear" else None
 
     def forward(self, x, branch=0):
         last = len(self.fcs) - 1
-        for i, (fc, bn) in enumerate(zip(self.fcs, self.bns)):
-            x = bn(fc(x), branch)
+        for i, fc in enumerate(self.fcs):
+            x = fc(x)
+            if self.bns is not None:
+                x = self.bns[i](x, branch)
             if i < last:
                 x = F.relu(x)
         return x
@@ -171,6 +178,23 @@ def peak_rss_bytes():
     return None
 
 
+def device_memory_bytes():
+    """GPU memory nvidia-smi reports for this process (CUDA context included), or None."""
+    import os
+    import subprocess
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory",
+                              "--format=csv,noheader,nounits"], capture_output=True, text=True,
+                             timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in out.strip().splitlines():
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) == 2 and fields[0] == str(os.getpid()):
+            return int(fields[1]) * 2 ** 20
+    return None
+
+
 def cpu_ticks():
     """Busy CPU ticks of the machine and of this process (Linux /proc)."""
     with open("/proc/stat") as stat:
@@ -188,6 +212,11 @@ def main():
     p.add_argument("--width", type=float, default=1.0)
     p.add_argument("--method", default="simclr", choices=["simclr", "sdclr"])
     p.add_argument("--loss", default="ntxent", choices=["ntxent", "weighted"])
+    p.add_argument("--head", default=None, choices=["simclr", "sdclr", "linear"],
+                   help="projection head (default: the method's)")
+    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"])
+    p.add_argument("--betas", default="0.9,0.999", help="Adam's betas")
+    p.add_argument("--eps", type=float, default=1e-8, help="Adam's eps")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--steps", type=int, default=10)
@@ -221,12 +250,17 @@ def main():
     sdclr = args.method == "sdclr"
     branches = 2 if sdclr else 1
     encoder = ResNet(args.model, args.stem, args.width, branches)
-    head = Head(args.method, encoder.feature_dim, 128, branches)
+    head = Head(args.head or args.method, encoder.feature_dim, 128, branches)
     model = nn.ModuleList([encoder, head]).to(device)
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
-    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
-                                weight_decay=args.weight_decay)
+    if args.optimizer == "adam":
+        betas = tuple(float(b) for b in args.betas.split(","))
+        optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=betas, eps=args.eps,
+                                     weight_decay=args.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
+                                    weight_decay=args.weight_decay)
     scaler = torch.cuda.amp.GradScaler(enabled=args.amp and args.device == "cuda")
 
     shape = (args.batch, 3, args.size, args.size)
@@ -267,12 +301,17 @@ def main():
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     times, others = [], []
+    device_peak = None
     for _ in range(args.steps):
         machine0, self0 = cpu_ticks()
         start = time.perf_counter()
         loss = step()
         sync()
         times.append((time.perf_counter() - start) * 1000)
+        if args.device == "cuda":
+            used = device_memory_bytes()
+            if used is not None:
+                device_peak = max(device_peak or 0, used)
         machine1, self1 = cpu_ticks()
         # Cores other processes kept busy during the step (USER_HZ = 100).
         others.append(max(0.0, (machine1 - machine0 - (self1 - self0)) / 100 / (times[-1] / 1000)))
@@ -289,7 +328,8 @@ def main():
         "batch": args.batch, "image_size": args.size, "steps": args.steps, "warmup": args.warmup,
         "device": args.device, "threads": torch.get_num_threads(), "amp": args.amp,
         "channels_last": args.channels_last,
-        "views_per_s": 2 * args.batch * len(times) / (sum(times) / 1000),
+        "optimizer": args.optimizer, "head": args.head or args.method,
+        "views_per_s": 2 * args.batch / (statistics.median(times) / 1000),
         "ms_per_step": statistics.median(times), "ms_per_step_mean": statistics.fmean(times),
         "peak_bytes": peak_rss_bytes(), "times_ms": times, "other_cores": other_cores,
         "other_cores_per_step": others,
@@ -305,7 +345,9 @@ def main():
                 phase_times.append((time.perf_counter() - start) * 1000)
             result[f"{key}_ms_per_step"] = statistics.median(phase_times)
     if args.device == "cuda":
-        result["peak_device_bytes"] = torch.cuda.max_memory_allocated()
+        # nvidia-smi's figure (CUDA context included), as the bench reads it for ours.
+        result["peak_device_bytes"] = device_peak
+        result["max_memory_allocated"] = torch.cuda.max_memory_allocated()
     print(f"torch {torch.__version__}: {result['views_per_s']:.1f} views/s, {result['ms_per_step']:.1f} ms/step",
           file=sys.stderr)
     print(json.dumps(result))

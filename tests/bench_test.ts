@@ -5,8 +5,11 @@
  */
 import { assert, assertClose, assertEquals, assertThrowsMessage } from "./assert.ts";
 import {
+  benchRatios,
   copyOnlyGraph,
+  deviceMemoryFromSmi,
   findTorchPython,
+  formatComparison,
   parseBenchConfig,
   prepareStep,
   profileStep,
@@ -14,12 +17,23 @@ import {
   runBench,
   summariseProfile,
   summariseTimes,
+  timeCopies,
+  timedSteps,
+  timeOurStep,
   torchArgs,
   torchProblem,
 } from "../src/bench/mod.ts";
+import { defaultThreads } from "../src/runtime/threads.ts";
 
 const MOD = new URL("../mod.ts", import.meta.url).pathname;
-const TINY = { width: "0.0625", batch: "4", steps: "2", warmup: "1", threads: "1" };
+const TINY = {
+  width: "0.0625",
+  batch: "4",
+  steps: "2",
+  warmup: "1",
+  threads: "1",
+  "steps-per-run": "2",
+};
 
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const out = await new Deno.Command(Deno.execPath(), {
@@ -57,20 +71,18 @@ Deno.test("bench --json prints one JSON object with the figures on the last line
       "peak_bytes",
       "copy_fraction",
       "loss_value",
+      "threads",
     ]
   ) {
     assert(typeof json[key] === "number" && json[key] > 0, `${key} = ${json[key]}`);
   }
-  assertEquals([json.model, json.stem, json.method, json.loss, json.batch, json.steps], [
-    "resnet18",
-    "cifar",
-    "simclr",
-    "ntxent",
-    4,
-    2,
-  ]);
-  // views/s is 2·batch views per mean step time.
-  assertClose(json.views_per_s * json.ms_per_step_mean / 1000, 8, 1e-9);
+  assertEquals(
+    [json.model, json.stem, json.method, json.loss, json.head, json.optimizer, json.precision],
+    ["resnet18", "cifar", "simclr", "ntxent", "simclr", "sgd", "float32"],
+  );
+  assertEquals([json.batch, json.steps, json.steps_per_run, json.times_ms.length], [4, 2, 2, 2]);
+  // views/s is 2·batch views per median step time.
+  assertClose(json.views_per_s * json.ms_per_step / 1000, 8, 1e-9);
   assert(
     json.peak_bytes > 50 * 2 ** 20,
     `peak RSS ${json.peak_bytes} is not plausible for an ORT process`,
@@ -83,7 +95,7 @@ Deno.test("bench runs the SDCLR step with the weighted loss (masks and μ fed)",
   const prepared = prepareStep(config);
   const masks = prepared.step.inputs.masks;
   assertEquals(masks.length, 20, "ResNet-18 has 20 conv weights");
-  const mask = prepared.batch[masks[0]].data as Float32Array;
+  const mask = prepared.shared[masks[0]].data as Float32Array;
   const kept = mask.reduce((a, b) => a + b, 0) / mask.length;
   assert(kept > 0.02 && kept < 0.25, `kept fraction ${kept} far from 1 − prune 0.1`);
   const lines: string[] = [];
@@ -97,11 +109,68 @@ Deno.test("bench runs the SDCLR step with the weighted loss (masks and μ fed)",
   assert(!("copy_fraction" in json) && !("reference" in json));
 });
 
-Deno.test("summariseTimes: median, mean and views per second", () => {
-  const t = summariseTimes([10, 30, 20, 40], 4);
-  assertEquals([t.medianMs, t.meanMs], [25, 25]);
-  assertClose(t.viewsPerSecond, (2 * 4 * 4) / 0.1, 1e-12);
+Deno.test("summariseTimes: median, mean and views per second from the median", () => {
+  const t = summariseTimes([10, 30, 20, 100], 4);
+  assertEquals([t.medianMs, t.meanMs], [25, 40]);
+  assertClose(t.viewsPerSecond, (2 * 4) / 0.025, 1e-12);
   assertEquals(summariseTimes([7, 1, 3], 2).medianMs, 3);
+});
+
+Deno.test("bench times the ETH step (weighted loss, Adam, linear head) in runs of K steps", async () => {
+  const config = parseBenchConfig({
+    ...TINY,
+    steps: "4",
+    "steps-per-run": "3",
+    loss: "weighted",
+    optimizer: "adam",
+    head: "linear",
+  });
+  assertEquals(timedSteps(config), 6, "4 steps rounded up to whole runs of 3");
+  const prepared = prepareStep(config);
+  assert(prepared.step.layout.scalars.some((s) => s.name === "step"), "Adam reads the step count");
+  assertEquals(prepared.step.params.filter((p) => p.tensor.name.startsWith("head.")).length, 2);
+  const timed = await timeOurStep(config, prepared);
+  assertEquals(timed.perStepMs.length, 6);
+  assert(Number.isFinite(timed.loss) && timed.loss > 0, `loss ${timed.loss}`);
+  assert(timed.inputs > 0 && timed.outputs > 0);
+  const copies = await timeCopies(config, prepared);
+  assert(copies.medianMs > 0 && copies.perStepMs.length === 6, JSON.stringify(copies));
+});
+
+Deno.test("the comparison with the reference gives ours ÷ torch for every figure", () => {
+  const ours = {
+    ...summariseTimes([100, 100, 160], 32),
+    loss: 1,
+    sessionSeconds: 1,
+    otherCores: 0,
+    otherCoresPerStep: [],
+    inputs: 1,
+    outputs: 1,
+    peakBytes: 3 * 2 ** 30,
+    peakDeviceBytes: null,
+  };
+  const torch = {
+    torch_version: "1.13",
+    python: "python3",
+    views_per_s: 800,
+    ms_per_step: 80,
+    ms_per_step_mean: 100,
+    peak_bytes: 2 ** 30,
+    threads: 2,
+  };
+  const r = benchRatios(ours, torch);
+  assertClose(r.viewsPerSecond, 640 / 800, 1e-12);
+  assertClose(r.medianMs, 100 / 80, 1e-12);
+  assertClose(r.meanMs, 120 / 100, 1e-12);
+  assertClose(r.peakBytes!, 3, 1e-12);
+  assertEquals(r.peakDeviceBytes, null);
+  const table = formatComparison(ours, torch, r).join("\n");
+  for (const cell of ["1.250", "1.200", "0.800", "3.000", "3072 MiB", "1024 MiB"]) {
+    assert(table.includes(cell), `${cell} missing from\n${table}`);
+  }
+  assert(!table.includes("device"), "no device row on CPU");
+  assertEquals(deviceMemoryFromSmi("123, 10\n456, 2048\n", 456), 2048 * 2 ** 20);
+  assertEquals(deviceMemoryFromSmi("123, 10\n", 456), null);
 });
 
 Deno.test("copyOnlyGraph has the step's inputs and outputs", () => {
@@ -176,6 +245,30 @@ Deno.test("bad bench options give errors naming the option", async () => {
   );
   await assertThrowsMessage(() => parseBenchConfig({ device: "tpu" }), "--device", "cpu, cuda");
   await assertThrowsMessage(() => parseBenchConfig({ width: "0.3" }), "--width", "64·width");
+  await assertThrowsMessage(
+    () => parseBenchConfig({ optimizer: "lamb" }),
+    "--optimizer",
+    "sgd, adam",
+  );
+  await assertThrowsMessage(() => parseBenchConfig({ head: "mlp" }), "--head", "linear");
+  await assertThrowsMessage(
+    () => parseBenchConfig({ "steps-per-run": "0" }),
+    "--steps-per-run",
+    "integer >= 1",
+  );
+  await assertThrowsMessage(
+    () => parseBenchConfig({ precision: "int8" }),
+    "--precision",
+    "float16",
+  );
+  await assertThrowsMessage(
+    () => prepareStep(parseBenchConfig({ ...TINY, precision: "float16" })),
+    "--precision: float16 needs the CUDA device",
+  );
+  await assertThrowsMessage(
+    () => prepareStep(parseBenchConfig({ ...TINY, precision: "bfloat16" })),
+    "--precision: bfloat16 is not supported",
+  );
   const { code, stderr } = await cli(["--model", "resnet99"]);
   assertEquals(code, 2);
   assert(stderr.includes('--model: unknown value "resnet99"'), stderr);
@@ -226,8 +319,21 @@ Deno.test("torchArgs passes the configuration to bench/torch_step.py", () => {
   const value = (flag: string) => args[args.indexOf(flag) + 1];
   assert(args[0].endsWith("bench/torch_step.py"));
   assertEquals(
-    ["--model", "--stem", "--width", "--method", "--batch", "--threads"].map(value),
-    ["resnet50", "imagenet", "0.0625", "sdclr", "4", "1"],
+    ["--model", "--stem", "--width", "--method", "--head", "--batch", "--threads"].map(value),
+    ["resnet50", "imagenet", "0.0625", "sdclr", "sdclr", "4", "1"],
   );
+  assertEquals(["--optimizer", "--momentum", "--steps"].map(value), ["sgd", "0.9", "2"]);
   assert(args.includes("--amp") && !args.includes("--channels-last"));
+  const byDefault = torchArgs(parseBenchConfig({ ...TINY, threads: "0" }));
+  assertEquals(
+    byDefault[byDefault.indexOf("--threads") + 1],
+    String(defaultThreads()),
+    "the reference runs on as many threads as our default",
+  );
+  const eth = torchArgs(parseBenchConfig({ ...TINY, optimizer: "adam", head: "linear" }));
+  const ethValue = (flag: string) => eth[eth.indexOf(flag) + 1];
+  assertEquals(
+    ["--optimizer", "--lr", "--weight-decay", "--betas", "--head"].map(ethValue),
+    ["adam", "0.001", "0.000001", "0.9,0.999", "linear"],
+  );
 });

@@ -2,6 +2,7 @@ import { assert, assertClose, assertEquals, assertThrowsMessage } from "./assert
 import {
   applyOverrides,
   ConfigError,
+  DEFAULT_STEPS_PER_RUN,
   encoderFeatureDim,
   type ExperimentConfig,
   headDims,
@@ -634,6 +635,9 @@ Deno.test("our format: defaults, strictness, cross checks, idempotence", async (
     batch_size: 512,
     drop_last: false,
     checkpoint_every_n_epochs: 10,
+    steps_per_run: DEFAULT_STEPS_PER_RUN,
+    precision: "float32",
+    loss_scale: "dynamic",
   });
   assertEquals(c.augmentation, { recipe: "sdclr", ...recipeParams("sdclr", 32) });
   assertEquals(c.evaluation.linear?.protocol, "eth");
@@ -1065,4 +1069,37 @@ Deno.test("the ETH config of a shortened run carries the values it ran with", as
   assertEquals(ethValue(loaded, "pretraining.max_epochs"), 500);
   const unchanged = await loadConfig(`${ETH_DIR}/experiment_2.yaml`);
   assertEquals(ethEffectiveConfig(unchanged.eth!, unchanged.config), unchanged.eth);
+});
+
+Deno.test("train.steps_per_run and train.precision: defaults, --set, bad values", async () => {
+  const c = parseExperimentConfig(MINIMAL, "min.yaml");
+  assertEquals([c.train.steps_per_run, c.train.precision, c.train.loss_scale], [
+    DEFAULT_STEPS_PER_RUN,
+    "float32",
+    "dynamic",
+  ]);
+  const loaded = parseConfigDocument(structuredClone(MINIMAL), "min.yaml");
+  const set = applyOverrides(loaded, {
+    set: ["train.steps_per_run=3", "train.precision=float16_simulated", "train.loss_scale=1024"],
+  }).config.train;
+  assertEquals([set.steps_per_run, set.precision, set.loss_scale], [3, "float16_simulated", 1024]);
+  await assertThrowsMessage(
+    () => applyOverrides(loaded, { set: ["train.steps_per_run=0"] }),
+    "train.steps_per_run",
+  );
+  await assertThrowsMessage(
+    () =>
+      parseExperimentConfig({ ...MINIMAL, train: { epochs: 1, precision: "float8" } }, "p.yaml"),
+    "p.yaml: train.precision",
+    "float16_simulated",
+  );
+  await assertThrowsMessage(
+    () =>
+      parseExperimentConfig({ ...MINIMAL, train: { epochs: 1, precision: "bfloat16" } }, "b.yaml"),
+    "b.yaml: train.precision: bfloat16 is not supported",
+  );
+  await assertThrowsMessage(
+    () => parseExperimentConfig({ ...MINIMAL, train: { epochs: 1, loss_scale: -2 } }, "s.yaml"),
+    "s.yaml: train.loss_scale",
+  );
 });

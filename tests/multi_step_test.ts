@@ -1,10 +1,11 @@
 /**
  * Several fused steps per run through an ONNX Loop (src/train/multi_step.ts):
- * K steps in one run give the losses and parameters of K single steps, for a
+ * K steps in one run give the losses and parameters of K single steps, bit for
+ * bit (what lets the runner group steps freely and still resume exactly), for a
  * small MLP with Adam (per-step lr and step count) and a tiny ResNet-18
  * contrastive step with SGD momentum and the ETH weighted loss (per-step μ).
  */
-import { assert, assertAllClose, assertEquals, assertThrowsMessage } from "./assert.ts";
+import { assert, assertEquals, assertThrowsMessage } from "./assert.ts";
 import { buildContrastiveStep, type ContrastiveSpec } from "../src/methods/contrastive.ts";
 import { initParams } from "../src/nn/mod.ts";
 import { Graph, ops } from "../src/onnx/mod.ts";
@@ -104,14 +105,14 @@ Deno.test("multi-step: 4 MLP steps with Adam in one Loop run equal 4 single step
   const looped = await Session.create(multi.graph, { threads: 1 });
   const loopValues = new Map(initial);
   const result = await new MultiStepRunner(looped, multi.layout, loopValues).run(batches, scalars);
-  assertAllClose(result.losses, singleLosses, 1e-6, 0, "losses");
+  assertEquals(result.losses, singleLosses, "losses");
   assert(singleLosses[3] < singleLosses[0], `the MLP should learn: losses ${singleLosses}`);
   assertEquals(result.extras.prediction_error.shape, [k, 8, 3]);
-  assertAllClose(result.extras.prediction_error.data as Float32Array, singleErrors, 1e-5, 1e-7);
+  assertEquals([...result.extras.prediction_error.data as Float32Array], singleErrors);
   const carried = layout.carried.map((c) => c.input);
   assertEquals(carried.length, 9, "3 params + 2 Adam slots each");
   const worst = worstRelative(loopValues, singleValues, carried);
-  assert(worst <= 1e-6, `final parameters and state differ by ${worst} (relative)`);
+  assert(worst === 0, `final parameters and state differ by ${worst} (relative)`);
   await single.release();
   await looped.release();
 });
@@ -133,6 +134,52 @@ function tinySpec(): ContrastiveSpec {
     imageSize: 8,
   };
 }
+
+Deno.test("multi-step: one graph runs any number of steps; runs of 3, 1 and 2 equal 6 single steps", async () => {
+  const { graph, layout, initial } = mlpStep();
+  const multi = buildMultiStep(graph, layout, 3);
+  const rng = new Rng(9, "batches");
+  const batches = Array.from({ length: 6 }, (_, i) => ({
+    x: normal(rng.fork(`x${i}`), [8, 6]),
+    target: normal(rng.fork(`t${i}`), [8, 3]),
+  }));
+  const scalars = batches.map((_, i) => ({ lr: 0.03, step: i + 1 }));
+  const single = await Session.create(graph, { threads: 1 });
+  const singleValues = new Map(initial);
+  const singleRunner = new StepRunner(single, layout, singleValues);
+  const singleLosses: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    singleLosses.push((await singleRunner.step(batches[i], scalars[i])).loss);
+  }
+
+  const looped = await Session.create(multi.graph, { threads: 1 });
+  const loopValues = new Map(initial);
+  const runner = new MultiStepRunner(looped, multi.layout, loopValues);
+  const losses: number[] = [];
+  for (const [from, to] of [[0, 3], [3, 4], [4, 6]]) {
+    const result = await runner.run(batches.slice(from, to), scalars.slice(from, to));
+    assertEquals(result.extras.prediction_error.shape, [to - from, 8, 3]);
+    losses.push(...result.losses);
+  }
+  assertEquals(losses, singleLosses, "losses");
+  const worst = worstRelative(loopValues, singleValues, layout.carried.map((c) => c.input));
+  assert(worst === 0, `final parameters and state differ by ${worst} (relative)`);
+  // How the steps are grouped into runs changes nothing, bit for bit (what exact resume needs).
+  const regrouped = new Map(initial);
+  const again = new MultiStepRunner(looped, multi.layout, regrouped);
+  const regroupedLosses: number[] = [];
+  for (const [from, to] of [[0, 2], [2, 5], [5, 6]]) {
+    regroupedLosses.push(
+      ...(await again.run(batches.slice(from, to), scalars.slice(from, to))).losses,
+    );
+  }
+  assertEquals(regroupedLosses, losses);
+  for (const c of layout.carried) {
+    assertEquals([...regrouped.get(c.input)!.data], [...loopValues.get(c.input)!.data], c.input);
+  }
+  await single.release();
+  await looped.release();
+});
 
 Deno.test("multi-step: 3 tiny ResNet-18 contrastive steps through a Loop equal 3 single steps", async () => {
   const step = buildContrastiveStep(
@@ -161,12 +208,12 @@ Deno.test("multi-step: 3 tiny ResNet-18 contrastive steps through a Loop equal 3
   const looped = await Session.create(multi.graph, { threads: 1 });
   const loopValues = new Map(initial);
   const result = await new MultiStepRunner(looped, multi.layout, loopValues).run(batches, scalars);
-  assertAllClose(result.losses, singleLosses, 1e-6, 0, "losses");
+  assertEquals(result.losses, singleLosses, "losses");
   assert(new Set(singleLosses).size === k, `steps must differ: ${singleLosses}`);
   assertEquals(result.extras.per_anchor_loss.shape, [k, 8]);
   const worst = worstRelative(loopValues, singleValues, step.layout.carried.map((c) => c.input));
   assert(
-    worst <= 1e-6,
+    worst === 0,
     `final parameters, BN statistics and momenta differ by ${worst} (relative)`,
   );
   await single.release();
@@ -193,8 +240,12 @@ Deno.test("multi-step: bad arguments name what is wrong", async () => {
   const runner = new MultiStepRunner(session, multi.layout, new Map(initial));
   const x = normal(new Rng(1), [8, 6]);
   await assertThrowsMessage(
-    () => runner.run([{ x }], [{ lr: 0.1, step: 1 }]),
-    "expected 2 batches and 2 scalar sets, got 1 and 1",
+    () => runner.run([{ x }, { x }, { x }], [1, 2, 3].map((step) => ({ lr: 0.1, step }))),
+    "expected 1 to 2 batches and as many scalar sets, got 3 and 3",
+  );
+  await assertThrowsMessage(
+    () => runner.run([{ x }], [{ lr: 0.1, step: 1 }, { lr: 0.1, step: 2 }]),
+    "expected 1 to 2 batches and as many scalar sets, got 1 and 2",
   );
   await assertThrowsMessage(
     () => runner.run([{ x }, { x }], [{ lr: 0.1, step: 1 }, { lr: 0.1 }]),

@@ -437,3 +437,54 @@ Deno.test("update rejects mismatched gradients, state and missing scalars", asyn
     "float64",
   );
 });
+
+Deno.test("per-step scalar factors are built once per graph, not once per parameter", async () => {
+  /** Node counts by op type of an update graph over `count` parameters of mixed ranks. */
+  const counts = (optimizer: GraphOptimizer, count: number) => {
+    const graph = new Graph("scalar_sharing");
+    const scalars: Record<string, Tensor> = {};
+    for (const name of optimizer.scalarInputs) scalars[name] = graph.input(name, "float32", []);
+    for (let i = 0; i < count; i++) {
+      const shape = [[4, 3, 3, 3], [4], [8, 4], [4, 3, 1, 1]][i % 4];
+      const param = graph.input(`p${i}`, "float32", shape);
+      const grad = graph.input(`g${i}`, "float32", shape);
+      const state = optimizer.stateSlots.map((s) => graph.input(`p${i}.${s}`, "float32", shape));
+      const updated = optimizer.update(param, grad, state, scalars, {
+        name: `p${i}`,
+        isBnOrBias: shape.length === 1,
+      });
+      graph.output(updated.param, `p${i}_new`);
+    }
+    const byType = new Map<string, number>();
+    for (const n of graph.nodes) byType.set(n.opType, (byType.get(n.opType) ?? 0) + 1);
+    return { byType, graph };
+  };
+  const adam = createOptimizer({
+    kind: "adamw",
+    betas: [0.9, 0.999],
+    eps: 1e-8,
+    weightDecay: 0.01,
+  });
+  const few = counts(adam, 4).byType;
+  const many = counts(adam, 40).byType;
+  // Two bias corrections and one cast of lr and of step per graph, whatever the parameter count.
+  assertEquals([many.get("Pow"), many.get("Cast")], [2, few.get("Cast")]);
+  assertEquals(few.get("Pow"), 2);
+  // One Reshape per rank ≥ 2 for each shared factor (step size, √(1 − β2^t), decay): ranks 4 and 2.
+  assertEquals(many.get("Reshape"), 6);
+  const sgd = createOptimizer({ kind: "sgd", momentum: 0.9, weightDecay: 1e-4 });
+  assertEquals(counts(sgd, 40).byType.get("Reshape"), 2, "lr reshaped once for rank 4, once for 2");
+
+  // One optimizer updating two graphs keeps each graph's factors in that graph.
+  const first = counts(adam, 2).graph;
+  const second = counts(adam, 2).graph;
+  for (const graph of [first, second]) {
+    for (const node of graph.nodes) {
+      for (const t of node.inputs) {
+        assert(!t || t.graph === graph, `${node.name} reads ${t?.name} of another graph`);
+      }
+    }
+    const session = await Session.create(graph);
+    await session.release();
+  }
+});

@@ -301,6 +301,37 @@ Deno.test("a run stopped mid-epoch (as Ctrl-C does) resumes to the same result",
   await Deno.remove(stopped, { recursive: true });
 });
 
+Deno.test("steps grouped K per run, stopped mid-group, resumed with another K: same log as single steps", async () => {
+  const single = await runFolder();
+  const grouped = await runFolder();
+  const options = { session: { threads: 1 }, progress: false };
+  const config = (dir: string, k: number) =>
+    loadConfig(`${dir}/config.yaml`, { set: [`train.steps_per_run=${k}`] });
+  const expected = await runExperiment(await config(single, 1), { ...options, resume: false });
+  // 3 steps per epoch (16, 16 and the partial 8): with K = 2 the 4th step is the first of a group.
+  const first = await runExperiment(await config(grouped, 2), {
+    ...options,
+    resume: false,
+    stopAfterSteps: 4,
+  });
+  assertEquals(first.status, "interrupted");
+  assertEquals(first.average_training_loss_per_epoch.length, 1);
+  const second = await runExperiment(await config(grouped, 3), { ...options, resume: true });
+  assertEquals(second.status, "finished");
+  assertEquals(second.average_training_loss_per_epoch, expected.average_training_loss_per_epoch);
+  assertEquals(second.mu_per_epoch, expected.mu_per_epoch);
+  assertEquals(second.lr_per_epoch, expected.lr_per_epoch);
+  assertEquals(second.model_scores, expected.model_scores);
+  // The per-anchor losses of every step reach the rare-class diagnostics unchanged.
+  assertEquals(
+    second.epochs.map((e) => e.diagnostics),
+    expected.epochs.map((e) => e.diagnostics),
+  );
+  assert(expected.epochs.every((e) => e.diagnostics !== undefined), "rare-class share logged");
+  await Deno.remove(single, { recursive: true });
+  await Deno.remove(grouped, { recursive: true });
+});
+
 Deno.test("--resume refuses a checkpoint written for another config", async () => {
   const dir = await runFolder();
   const options = { session: { threads: 1 }, progress: false };

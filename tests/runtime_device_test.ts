@@ -409,9 +409,10 @@ Deno.test("CUDA provider options: ORT names and defaults; other values throw wit
 });
 
 Deno.test("session options reach ORT: one thread, no CPU arena, and the sum is right", async () => {
-  assertEquals(ortSessionOptions({ threads: 1, memoryArena: false }), {
+  assertEquals(ortSessionOptions({ threads: 1, memoryArena: false, spinning: false }), {
     graphOptimizationLevel: "all",
     intraOpNumThreads: 1,
+    extra: { session: { intra_op: { allow_spinning: "0" } } },
     interOpNumThreads: 1,
     executionMode: "sequential",
     enableCpuMemArena: false,

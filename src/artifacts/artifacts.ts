@@ -266,11 +266,17 @@ export function buildArtifactGraphs(config: ExperimentConfig): ArtifactGraphs {
 
 /**
  * Initial training state of a fused step: parameters and buffers drawn with
- * `initParams(store.entries(), new Rng(seed, "init"))`, optimizer state zero.
+ * `initParams(store.entries(), new Rng(seed, "init"))`, optimizer state zero;
+ * `extra` gives carried values outside the store (a dynamic loss scale).
  * Keys are the step's input names (optimizer state: `<param>.<slot>`).
  */
-export function initialTrainingState(step: ContrastiveStep, seed: number): Map<string, HostTensor> {
+export function initialTrainingState(
+  step: ContrastiveStep,
+  seed: number,
+  extra: ReadonlyMap<string, HostTensor> = new Map(),
+): Map<string, HostTensor> {
   const values = initParams(step.store.entries(), new Rng(seed, "init"));
+  for (const [name, value] of extra) values.set(name, value);
   for (const c of step.layout.carried) {
     if (values.has(c.input)) continue;
     if (c.role !== "optimizer_state") {

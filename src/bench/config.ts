@@ -2,6 +2,7 @@
  * What a benchmark run times: the model, method, loss, batch and runtime
  * settings, read and checked from the `bench` command's options.
  */
+import { DEFAULT_STEPS_PER_RUN, type Precision, PRECISIONS } from "../config/schema.ts";
 import { type ContrastiveSpec } from "../methods/contrastive.ts";
 import {
   RESNET_ARCHS,
@@ -11,11 +12,16 @@ import {
   type ResNetStem,
 } from "../nn/mod.ts";
 import type { Device } from "../runtime/session.ts";
+import { resolveThreads } from "../runtime/threads.ts";
 
 /** Contrastive methods the bench can time. */
 export const BENCH_METHODS = ["simclr", "sdclr"] as const;
 /** Losses the bench can time. */
 export const BENCH_LOSSES = ["ntxent", "weighted"] as const;
+/** Optimizers the bench can time: SDCLR's SGD with momentum, ETH's Adam. */
+export const BENCH_OPTIMIZERS = ["sgd", "adam"] as const;
+/** Projection heads: SimCLR's and SDCLR's (with BN), ETH's linear projection. */
+export const BENCH_HEADS = ["simclr", "sdclr", "linear"] as const;
 
 /** One benchmark configuration (shared by our step and the PyTorch reference). */
 export interface BenchConfig {
@@ -25,15 +31,21 @@ export interface BenchConfig {
   width: number;
   method: typeof BENCH_METHODS[number];
   loss: typeof BENCH_LOSSES[number];
+  optimizer: typeof BENCH_OPTIMIZERS[number];
+  head: typeof BENCH_HEADS[number];
+  /** Compute precision of our step (train.precision). */
+  precision: Precision;
+  /** Steps per ONNX Runtime run (train.steps_per_run). */
+  stepsPerRun: number;
   /** Images per step; every step sees 2·batch views. */
   batch: number;
   imageSize: number;
-  /** Timed steps. */
+  /** Timed steps (at least; rounded up to whole runs of `stepsPerRun`). */
   steps: number;
   /** Untimed steps first (session warm-up, allocator growth). */
   warmup: number;
   device: Device;
-  /** Intra-op threads (0: the runtime's default). */
+  /** Intra-op threads, ours and torch's (0: the project default, resolveThreads). */
   threads: number;
   temperature: number;
   /** Fraction of conv weights zeroed in SDCLR's masks (only their values change, not the cost). */
@@ -41,8 +53,16 @@ export interface BenchConfig {
   seed: number;
 }
 
-/** SGD of every bench step (SDCLR's optimizer, SPEC §B). */
+/** SGD of the bench step (SDCLR's optimizer, SPEC §B). */
 export const BENCH_SGD = { momentum: 0.9, weightDecay: 1e-4, lr: 0.05 } as const;
+
+/** Adam of the bench step with `--optimizer adam` (the ETH experiments' settings). */
+export const BENCH_ADAM = {
+  lr: 1e-3,
+  weightDecay: 1e-6,
+  betas: [0.9, 0.999] as [number, number],
+  eps: 1e-8,
+} as const;
 
 /** Weighted-loss settings of the bench (ETH experiment 10: σ 0.5, bounds ±1, μ fed as 0). */
 export const BENCH_WEIGHTED = {
@@ -98,12 +118,17 @@ export function parseBenchConfig(raw: RawBenchOptions): BenchConfig {
   if (Math.abs(64 * width - Math.round(64 * width)) > 1e-9) {
     throw new Error(`--width: ${width} must make 64·width an integer (e.g. 1, 0.5, 0.0625)`);
   }
+  const method = pick(raw, "method", BENCH_METHODS, "simclr");
   return {
     model,
     stem,
     width,
-    method: pick(raw, "method", BENCH_METHODS, "simclr"),
+    method,
     loss: pick(raw, "loss", BENCH_LOSSES, "ntxent"),
+    optimizer: pick(raw, "optimizer", BENCH_OPTIMIZERS, "sgd"),
+    head: pick(raw, "head", BENCH_HEADS, method),
+    precision: pick(raw, "precision", PRECISIONS, "float32"),
+    stepsPerRun: num(raw, "steps-per-run", DEFAULT_STEPS_PER_RUN, { min: 1, integer: true }),
     // NT-Xent needs at least two pairs (2N >= 4).
     batch: num(raw, "batch", 32, { min: 2, integer: true }),
     imageSize: num(raw, "size", 32, { min: 8, integer: true }),
@@ -123,7 +148,9 @@ export function benchSpec(config: BenchConfig): ContrastiveSpec {
   const hiddenDim = resnetFeatureDim(encoder);
   return {
     encoder,
-    head: { kind: config.method === "sdclr" ? "sdclr" : "simclr", hiddenDim, outDim: 128 },
+    head: config.head === "linear"
+      ? { kind: "projection", outDim: 128 }
+      : { kind: config.head, hiddenDim, outDim: 128 },
     loss: config.loss === "ntxent" ? { type: "ntxent", temperature: config.temperature } : {
       type: "weighted_ntxent",
       temperature: config.temperature,
@@ -142,8 +169,16 @@ export function benchSpec(config: BenchConfig): ContrastiveSpec {
 export function describeConfig(config: BenchConfig): string {
   const width = config.width === 1 ? "" : ` width ${config.width}`;
   return `${config.method} ${config.loss} ${config.model}/${config.stem}${width} ${config.imageSize}x${config.imageSize}` +
-    ` batch ${config.batch} (${
-      2 * config.batch
-    } views), ${config.steps} steps after ${config.warmup} warm-up,` +
-    ` ${config.device} ${config.threads || "default"} threads`;
+    ` ${config.head} head, ${config.optimizer}, ${config.precision},` +
+    ` batch ${config.batch} (${2 * config.batch} views), ${
+      timedSteps(config)
+    } steps after ${config.warmup} warm-up,` +
+    ` ${config.stepsPerRun} per run, ${config.device}, ${
+      config.threads || `default (${resolveThreads(0, config.device)})`
+    } threads`;
+}
+
+/** Steps actually timed: `steps` rounded up to whole runs of `stepsPerRun`. */
+export function timedSteps(config: BenchConfig): number {
+  return Math.ceil(config.steps / config.stepsPerRun) * config.stepsPerRun;
 }

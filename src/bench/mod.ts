@@ -14,6 +14,7 @@
 export * from "./config.ts";
 export * from "./step_timing.ts";
 export * from "./cpu_load.ts";
+export * from "./device_memory.ts";
 export * from "./io_cost.ts";
 export * from "./profile.ts";
 export * from "./torch_reference.ts";

@@ -8,6 +8,7 @@
 import * as ort from "onnxruntime-node";
 import { encodeModel } from "../onnx/mod.ts";
 import { toOrt } from "../runtime/session.ts";
+import { ortSessionOptions } from "../runtime/session_options.ts";
 import type { BenchConfig } from "./config.ts";
 import { type PreparedStep, stepFeeds } from "./step_timing.ts";
 
@@ -105,7 +106,9 @@ export function summariseProfile(
 /**
  * Runs `steps` profiled steps (after one unprofiled warm-up run, which ORT
  * still records and this drops) in a fresh session with the same options as
- * the timed one, carrying the new values from step to step.
+ * the timed one, carrying the new values from step to step. It profiles the
+ * single-step graph (one run per step) whatever `stepsPerRun` is, so that
+ * every node's time is its own.
  */
 export async function profileStep(
   config: BenchConfig,
@@ -114,11 +117,7 @@ export async function profileStep(
 ): Promise<StepProfile> {
   const dir = await Deno.makeTempDir({ prefix: "bench_profile_" });
   const options: ort.InferenceSession.SessionOptions = {
-    graphOptimizationLevel: "all",
-    intraOpNumThreads: config.threads,
-    interOpNumThreads: 1,
-    executionMode: "sequential",
-    executionProviders: config.device === "cuda" ? [{ name: "cuda" } as never, "cpu"] : ["cpu"],
+    ...ortSessionOptions({ device: config.device, threads: config.threads }),
     enableProfiling: true,
     profileFilePrefix: `${dir}/step`,
   };

@@ -3,8 +3,11 @@
  * profile and the PyTorch reference, gathered into one report and its JSON.
  */
 import { ProgressBar } from "../util/progress.ts";
-import { type BenchConfig, describeConfig } from "./config.ts";
+import { textTable } from "../report/mod.ts";
+import { resolveThreads } from "../runtime/threads.ts";
+import { type BenchConfig, describeConfig, timedSteps } from "./config.ts";
 import { QUIET_OTHER_CORES, quietSteps } from "./cpu_load.ts";
+import { deviceMemoryBytes } from "./device_memory.ts";
 import { timeCopies } from "./io_cost.ts";
 import { formatProfile, profileStep, type StepProfile } from "./profile.ts";
 import {
@@ -38,13 +41,28 @@ export interface BenchOptions {
 export interface BenchReport {
   config: BenchConfig;
   views: string;
-  ours: OurStepResult & { peakBytes: number | null };
+  ours: OurStepResult & {
+    peakBytes: number | null;
+    /** CUDA: the most GPU memory nvidia-smi reported for this process (null: not CUDA or unknown). */
+    peakDeviceBytes: number | null;
+  };
   /** The copy-only twin: ms per step and its share of our median step. */
   copies?: { medianMs: number; fraction: number };
   profile?: StepProfile;
   torch?: TorchResult;
-  /** Our views/s over the reference's. */
+  /** Our views/s over the reference's (above 1: we are faster). */
   ratio?: number;
+  /** Each figure ours ÷ the reference's (time and memory: below 1 is better for us). */
+  ratios?: BenchRatios;
+}
+
+/** Ours ÷ the reference's, per figure; null where either side lacks it. */
+export interface BenchRatios {
+  viewsPerSecond: number;
+  medianMs: number;
+  meanMs: number;
+  peakBytes: number | null;
+  peakDeviceBytes: number | null;
 }
 
 /** Runs the benchmark; `log` receives the human-readable lines as they come. */
@@ -58,13 +76,20 @@ export async function runBench(
   log(`bench: ${describeConfig(config)}`);
   log(`views: ${VIEWS_NOTE}`);
   const prepared = prepareStep(config);
-  const bar = new ProgressBar("ours", config.steps);
-  const timed = await timeOurStep(config, prepared, (ms, loss) => bar.tick(1, { ms, loss }));
+  const bar = new ProgressBar("ours", timedSteps(config));
+  let devicePeak: number | null = null;
+  const timed = await timeOurStep(config, prepared, (ms, loss) => {
+    bar.tick(config.stepsPerRun, { ms, loss });
+    if (config.device === "cuda") {
+      const used = deviceMemoryBytes(Deno.pid);
+      if (used !== null) devicePeak = Math.max(devicePeak ?? 0, used);
+    }
+  });
   bar.finish({ ms: timed.medianMs });
   const report: BenchReport = {
     config,
     views: VIEWS_NOTE,
-    ours: { ...timed, peakBytes: peakRssBytes() },
+    ours: { ...timed, peakBytes: peakRssBytes(), peakDeviceBytes: devicePeak },
   };
   const oursLine = formatTimes(
     report.ours.viewsPerSecond,
@@ -79,10 +104,13 @@ export async function runBench(
   if (python) {
     const torch = await runTorchStep(python, config, {
       ...options.torchFlags,
+      // Our float16 step is mixed precision on CUDA: the reference gets autocast too.
+      amp: Boolean(options.torchFlags?.amp) || config.precision === "float16",
       phases: Boolean(options.profileSteps),
     });
     report.torch = torch;
     report.ratio = timed.viewsPerSecond / torch.views_per_s;
+    report.ratios = benchRatios(report.ours, torch);
     const torchLine = formatTimes(
       torch.views_per_s,
       torch.ms_per_step,
@@ -99,6 +127,7 @@ export async function runBench(
       log(formatQuiet(torch.times_ms as number[], torch.other_cores_per_step as (number | null)[]));
     }
     log(`       torch ${torch.torch_version}, ${torch.threads} threads, ${torch.python}`);
+    for (const line of formatComparison(report.ours, torch, report.ratios)) log(line);
     log(`ratio ours/torch (views/s): ${report.ratio.toFixed(3)}`);
   }
 
@@ -134,6 +163,55 @@ export async function runBench(
   return report;
 }
 
+function ratio(a: number | null | undefined, b: number | null | undefined): number | null {
+  return typeof a === "number" && typeof b === "number" && b > 0 ? a / b : null;
+}
+
+/** Each figure of ours over the reference's. */
+export function benchRatios(
+  ours: BenchReport["ours"],
+  torch: TorchResult,
+): BenchRatios {
+  return {
+    viewsPerSecond: ours.viewsPerSecond / torch.views_per_s,
+    medianMs: ours.medianMs / torch.ms_per_step,
+    meanMs: ours.meanMs / torch.ms_per_step_mean,
+    peakBytes: ratio(ours.peakBytes, torch.peak_bytes),
+    peakDeviceBytes: ratio(ours.peakDeviceBytes, torch.peak_device_bytes),
+  };
+}
+
+/** The side-by-side table: each figure for ours and the reference, and ours ÷ reference. */
+export function formatComparison(
+  ours: BenchReport["ours"],
+  torch: TorchResult,
+  ratios: BenchRatios,
+): string[] {
+  const mib = (b: number | null | undefined) =>
+    typeof b === "number" ? `${(b / 2 ** 20).toFixed(0)} MiB` : "–";
+  const x = (r: number | null) => (r === null ? "–" : r.toFixed(3));
+  const rows: string[][] = [
+    ["median ms/step", ours.medianMs.toFixed(1), torch.ms_per_step.toFixed(1), x(ratios.medianMs)],
+    ["mean ms/step", ours.meanMs.toFixed(1), torch.ms_per_step_mean.toFixed(1), x(ratios.meanMs)],
+    [
+      "views/s (median)",
+      ours.viewsPerSecond.toFixed(1),
+      torch.views_per_s.toFixed(1),
+      x(ratios.viewsPerSecond),
+    ],
+    ["peak RSS", mib(ours.peakBytes), mib(torch.peak_bytes), x(ratios.peakBytes)],
+  ];
+  if (ours.peakDeviceBytes !== null || typeof torch.peak_device_bytes === "number") {
+    rows.push([
+      "peak device memory",
+      mib(ours.peakDeviceBytes),
+      mib(torch.peak_device_bytes),
+      x(ratios.peakDeviceBytes),
+    ]);
+  }
+  return textTable(["", "ours", "torch", "ours/torch"], rows).split("\n");
+}
+
 function formatOthers(cores: number | null): string {
   return cores === null ? "" : `, other processes busy ${cores.toFixed(2)} cores`;
 }
@@ -166,12 +244,16 @@ export function reportJson(report: BenchReport): Record<string, unknown> {
     width: config.width,
     method: config.method,
     loss: config.loss,
+    head: config.head,
+    optimizer: config.optimizer,
+    precision: config.precision,
+    steps_per_run: config.stepsPerRun,
     batch: config.batch,
     image_size: config.imageSize,
-    steps: config.steps,
+    steps: ours.perStepMs.length,
     warmup: config.warmup,
     device: config.device,
-    threads: config.threads,
+    threads: resolveThreads(config.threads, config.device),
     temperature: config.temperature,
     views: "fixed-random",
     views_per_s: ours.viewsPerSecond,
@@ -179,6 +261,7 @@ export function reportJson(report: BenchReport): Record<string, unknown> {
     ms_per_step_mean: ours.meanMs,
     times_ms: ours.perStepMs,
     peak_bytes: ours.peakBytes,
+    peak_device_bytes: ours.peakDeviceBytes,
     loss_value: ours.loss,
     session_s: ours.sessionSeconds,
     other_cores: ours.otherCores,
@@ -189,6 +272,15 @@ export function reportJson(report: BenchReport): Record<string, unknown> {
       ? { copy_ms_per_step: report.copies.medianMs, copy_fraction: report.copies.fraction }
       : {}),
     ...(report.profile ? { profile: report.profile } : {}),
-    ...(report.torch ? { reference: report.torch, ratio_views_per_s: report.ratio } : {}),
+    ...(report.torch && report.ratios
+      ? {
+        reference: report.torch,
+        ratio_views_per_s: report.ratios.viewsPerSecond,
+        ratio_ms_per_step: report.ratios.medianMs,
+        ratio_ms_per_step_mean: report.ratios.meanMs,
+        ratio_peak_bytes: report.ratios.peakBytes,
+        ratio_peak_device_bytes: report.ratios.peakDeviceBytes,
+      }
+      : {}),
   };
 }

@@ -1,18 +1,26 @@
 /**
- * Times our fused contrastive training step (two views → encoder → head →
- * loss → gradients → SGD update, one ONNX Runtime run per step) through the
- * project's own Session and StepRunner, after warm-up.
+ * Times our contrastive training step (two views → encoder → head → loss →
+ * gradients → optimizer update) exactly as the runner runs it: through the
+ * project's StepEngine, up to `stepsPerRun` steps per ONNX Runtime run, with
+ * the project's default threads and precision unless told otherwise.
  */
-import { buildContrastiveStep, type ContrastiveStep } from "../methods/contrastive.ts";
+import type { ContrastiveStep } from "../methods/contrastive.ts";
 import { initParams } from "../nn/mod.ts";
 import { allocHost } from "../onnx/dtype.ts";
-import { createSgd } from "../optim/mod.ts";
+import { createAdam, createSgd, type GraphOptimizer } from "../optim/mod.ts";
 import type { HostTensor } from "../runtime/host_tensor.ts";
-import { Session } from "../runtime/session.ts";
-import { StepRunner } from "../train/step_runner.ts";
+import { buildStepAtPrecision, checkPrecision } from "../train/precision.ts";
+import { StepEngine, type StepInput } from "../train/step_engine.ts";
 import { Rng } from "../util/rng.ts";
 import { startLoadMeter } from "./cpu_load.ts";
-import { BENCH_SGD, BENCH_WEIGHTED, type BenchConfig, benchSpec } from "./config.ts";
+import {
+  BENCH_ADAM,
+  BENCH_SGD,
+  BENCH_WEIGHTED,
+  type BenchConfig,
+  benchSpec,
+  timedSteps,
+} from "./config.ts";
 
 /** How the two views of a bench step are made. */
 export const VIEWS_NOTE =
@@ -24,11 +32,11 @@ export interface StepTimes {
   perStepMs: number[];
   medianMs: number;
   meanMs: number;
-  /** 2·batch·steps / total timed seconds. */
+  /** 2·batch views per median step. */
   viewsPerSecond: number;
 }
 
-/** Summarises per-step times of `batch`-image steps. */
+/** Summarises per-step times of `batch`-image steps (views/s from the median). */
 export function summariseTimes(perStepMs: number[], batch: number): StepTimes {
   if (perStepMs.length === 0) throw new Error("summariseTimes: no timed steps");
   const sorted = [...perStepMs].sort((a, b) => a - b);
@@ -39,7 +47,7 @@ export function summariseTimes(perStepMs: number[], batch: number): StepTimes {
     perStepMs,
     medianMs,
     meanMs: total / perStepMs.length,
-    viewsPerSecond: (2 * batch * perStepMs.length) / (total / 1000),
+    viewsPerSecond: (2 * batch) / (medianMs / 1000),
   };
 }
 
@@ -56,11 +64,13 @@ export function peakRssBytes(): number | null {
 /** A built bench step with everything needed to run it. */
 export interface PreparedStep {
   step: ContrastiveStep;
-  /** Initial parameters and buffers by input name. */
+  /** Initial parameters, buffers (and a dynamic loss scale) by input name. */
   initial: Map<string, HostTensor>;
-  /** Per-step inputs: the two views and, for SDCLR, the masks. */
+  /** Per-step inputs: the two views. */
   batch: Record<string, HostTensor>;
-  /** Per-step scalars (lr, μ). */
+  /** Inputs every step reads unchanged: SDCLR's masks. */
+  shared: Record<string, HostTensor>;
+  /** Per-step scalars (lr, step, μ). */
   scalars: Record<string, number>;
 }
 
@@ -76,34 +86,51 @@ function randomNormal(rng: Rng, shape: number[]): HostTensor {
  * conv weight (mask values do not change the cost of the step).
  */
 export function prepareStep(config: BenchConfig): PreparedStep {
-  const optimizer = createSgd({
-    kind: "sgd",
-    momentum: BENCH_SGD.momentum,
-    weightDecay: BENCH_SGD.weightDecay,
+  checkPrecision(config.precision, config.device, "--precision");
+  const built = buildStepAtPrecision(benchSpec(config), benchOptimizer(config), {
+    precision: config.precision,
+    lossScale: "dynamic",
+    name: "bench_step",
   });
-  const step = buildContrastiveStep(benchSpec(config), optimizer, { name: "bench_step" });
+  const step = built.step;
   const rng = new Rng(config.seed, "bench");
   const initial = initParams(step.store.entries(), rng.fork("init"));
+  for (const [name, value] of built.initialValues) initial.set(name, value);
   const shape = [config.batch, 3, config.imageSize, config.imageSize];
   const batch: Record<string, HostTensor> = {
     [step.inputs.view1]: randomNormal(rng.fork("view1"), shape),
     [step.inputs.view2]: randomNormal(rng.fork("view2"), shape),
   };
+  const shared: Record<string, HostTensor> = {};
   const maskRng = rng.fork("masks");
   for (const name of step.inputs.masks) {
     const input = step.graph.findInput(name)!;
     const mask = new Float32Array((input.shape as number[]).reduce((a, b) => a * b, 1));
     for (let i = 0; i < mask.length; i++) mask[i] = maskRng.uniform() < config.prunePercent ? 0 : 1;
-    batch[name] = { dtype: "float32", shape: [...input.shape as number[]], data: mask };
+    shared[name] = { dtype: "float32", shape: [...input.shape as number[]], data: mask };
   }
-  const scalars: Record<string, number> = { lr: BENCH_SGD.lr };
+  const lr = config.optimizer === "adam" ? BENCH_ADAM.lr : BENCH_SGD.lr;
+  // `step` stays 1 (Adam's bias corrections cost the same at any step).
+  const scalars: Record<string, number> = { lr, step: 1 };
   if (step.inputs.mu) scalars[step.inputs.mu] = BENCH_WEIGHTED.mu;
-  return { step, initial, batch, scalars };
+  return { step, initial, batch, shared, scalars };
+}
+
+/** The optimizer of the bench step: SDCLR's SGD with momentum or ETH's Adam. */
+export function benchOptimizer(config: BenchConfig): GraphOptimizer {
+  return config.optimizer === "adam"
+    ? createAdam({
+      kind: "adam",
+      betas: [...BENCH_ADAM.betas],
+      eps: BENCH_ADAM.eps,
+      weightDecay: BENCH_ADAM.weightDecay,
+    })
+    : createSgd({ kind: "sgd", momentum: BENCH_SGD.momentum, weightDecay: BENCH_SGD.weightDecay });
 }
 
 /** Every input of one step (initial values, zero optimizer state, views, masks, scalars) by name. */
 export function stepFeeds(prepared: PreparedStep): Record<string, HostTensor> {
-  const feeds: Record<string, HostTensor> = { ...prepared.batch };
+  const feeds: Record<string, HostTensor> = { ...prepared.batch, ...prepared.shared };
   for (const c of prepared.step.layout.carried) {
     const shape = c.shape as number[];
     feeds[c.input] = prepared.initial.get(c.input) ??
@@ -136,34 +163,50 @@ export interface OurStepResult extends StepTimes {
   outputs: number;
 }
 
-/** Runs `warmup` then `steps` timed steps of the prepared step; `onStep` sees each timed step's ms. */
+/**
+ * Runs `warmup` untimed steps, then at least `steps` timed ones in runs of
+ * `stepsPerRun` (as the runner groups them); each step of a run is credited
+ * with the run's time over its step count. `onStep` sees each run's ms per step.
+ */
 export async function timeOurStep(
   config: BenchConfig,
   prepared: PreparedStep,
   onStep?: (ms: number, loss: number) => void,
 ): Promise<OurStepResult> {
   const t0 = performance.now();
-  const session = await Session.create(prepared.step.graph, {
-    device: config.device,
-    threads: config.threads,
+  const values = new Map(prepared.initial);
+  const engine = await StepEngine.create(prepared.step, values, {
+    session: { device: config.device, threads: config.threads },
+    stepsPerRun: config.stepsPerRun,
+    shared: prepared.step.inputs.masks,
   });
   const sessionSeconds = (performance.now() - t0) / 1000;
+  const input: StepInput = { batch: prepared.batch, scalars: prepared.scalars };
+  const runSteps = async (count: number) => {
+    const results = await engine.run(new Array(count).fill(input), prepared.shared);
+    return results[results.length - 1].loss;
+  };
   try {
-    const runner = new StepRunner(session, prepared.step.layout, prepared.initial);
     let loss = NaN;
-    for (let i = 0; i < config.warmup; i++) {
-      loss = (await runner.step(prepared.batch, prepared.scalars)).loss;
+    for (let done = 0; done < config.warmup;) {
+      const count = Math.min(config.stepsPerRun, config.warmup - done);
+      loss = await runSteps(count);
+      done += count;
     }
     const perStepMs: number[] = [];
     const otherCoresPerStep: (number | null)[] = [];
     const otherCores = startLoadMeter();
-    for (let i = 0; i < config.steps; i++) {
-      const stepLoad = startLoadMeter();
+    const total = timedSteps(config);
+    for (let done = 0; done < total; done += config.stepsPerRun) {
+      const runLoad = startLoadMeter();
       const start = performance.now();
-      loss = (await runner.step(prepared.batch, prepared.scalars)).loss;
-      const ms = performance.now() - start;
-      otherCoresPerStep.push(stepLoad());
-      perStepMs.push(ms);
+      loss = await runSteps(config.stepsPerRun);
+      const ms = (performance.now() - start) / config.stepsPerRun;
+      const others = runLoad();
+      for (let i = 0; i < config.stepsPerRun; i++) {
+        perStepMs.push(ms);
+        otherCoresPerStep.push(others);
+      }
       onStep?.(ms, loss);
     }
     const others = otherCores();
@@ -174,10 +217,10 @@ export async function timeOurStep(
       sessionSeconds,
       otherCores: others,
       otherCoresPerStep,
-      inputs: session.inputNames.length,
-      outputs: session.outputNames.length,
+      inputs: engine.session.inputNames.length,
+      outputs: engine.session.outputNames.length,
     };
   } finally {
-    await session.release();
+    await engine.release();
   }
 }

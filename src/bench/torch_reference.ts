@@ -2,7 +2,8 @@
  * The PyTorch reference step: finds a python with torch and runs
  * bench/torch_step.py on the same configuration, returning its JSON result.
  */
-import { BENCH_SGD, BENCH_WEIGHTED, type BenchConfig } from "./config.ts";
+import { resolveThreads } from "../runtime/threads.ts";
+import { BENCH_ADAM, BENCH_SGD, BENCH_WEIGHTED, type BenchConfig, timedSteps } from "./config.ts";
 
 /** Path of the reference script. */
 export const TORCH_STEP_SCRIPT = new URL("../../bench/torch_step.py", import.meta.url).pathname;
@@ -18,6 +19,8 @@ export interface TorchResult {
   ms_per_step: number;
   ms_per_step_mean: number;
   peak_bytes: number;
+  /** CUDA: GPU memory nvidia-smi reported for the process at most (null where unavailable). */
+  peak_device_bytes?: number | null;
   threads: number;
   [key: string]: unknown;
 }
@@ -82,21 +85,35 @@ export async function findTorchPython(requested?: string): Promise<string> {
 
 /** Command-line arguments of bench/torch_step.py for `config`. */
 export function torchArgs(config: BenchConfig, flags: TorchFlags = {}): string[] {
+  const optimizer = config.optimizer === "adam"
+    ? [
+      ...["--optimizer", "adam", "--lr", String(BENCH_ADAM.lr)],
+      ...["--weight-decay", String(BENCH_ADAM.weightDecay), "--betas", BENCH_ADAM.betas.join(",")],
+      ...["--eps", String(BENCH_ADAM.eps)],
+    ]
+    : [
+      ...["--optimizer", "sgd", "--lr", String(BENCH_SGD.lr)],
+      ...["--momentum", String(BENCH_SGD.momentum)],
+      ...["--weight-decay", String(BENCH_SGD.weightDecay)],
+    ];
   const args = [
     TORCH_STEP_SCRIPT,
     ...["--model", config.model, "--stem", config.stem, "--width", String(config.width)],
-    ...["--method", config.method, "--loss", config.loss, "--batch", String(config.batch)],
+    ...["--method", config.method, "--loss", config.loss, "--head", config.head],
+    ...["--batch", String(config.batch)],
     ...[
       "--size",
       String(config.imageSize),
       "--steps",
-      String(config.steps),
+      String(timedSteps(config)),
       "--warmup",
       String(config.warmup),
     ],
     ...[
       "--threads",
-      String(config.threads),
+      // The reference runs on as many threads as ours: torch's own default follows CPUID's core
+      // count, which on some VMs is 1 for 2 vCPUs (torch 1.13 here: 1 thread on this 2-CPU VM).
+      String(resolveThreads(config.threads, config.device)),
       "--device",
       config.device,
       "--seed",
@@ -110,8 +127,7 @@ export function torchArgs(config: BenchConfig, flags: TorchFlags = {}): string[]
       String(BENCH_WEIGHTED.lowerBound),
     ],
     ...["--upper-bound", String(BENCH_WEIGHTED.upperBound), "--mu", String(BENCH_WEIGHTED.mu)],
-    ...["--lr", String(BENCH_SGD.lr), "--momentum", String(BENCH_SGD.momentum)],
-    ...["--weight-decay", String(BENCH_SGD.weightDecay)],
+    ...optimizer,
   ];
   if (flags.amp) args.push("--amp");
   if (flags.channelsLast) args.push("--channels-last");

@@ -1,5 +1,6 @@
 /** `bench`: times the contrastive training step, optionally against PyTorch in the same invocation. */
 import { parseBenchConfig, reportJson, runBench } from "../bench/mod.ts";
+import { DEFAULT_STEPS_PER_RUN } from "../config/schema.ts";
 import type { Command } from "./commands.ts";
 import { UsageError } from "./errors.ts";
 
@@ -8,7 +9,7 @@ export const benchCommand: Command = {
   name: "bench",
   summary: "time the training step (views/s, ms/step, peak memory), optionally against PyTorch",
   usage:
-    "[--model resnet18] [--stem cifar] [--batch 32] [--steps 10] [--device cpu] [--json] [--reference torch]",
+    "[--model resnet18] [--stem cifar] [--batch 32] [--loss weighted] [--optimizer adam] [--head linear] [--json] [--reference torch]",
   options: {
     model: {
       type: "string",
@@ -35,14 +36,37 @@ export const benchCommand: Command = {
       description: "ntxent or weighted (ETH weighted NT-Xent)",
       default: "ntxent",
     },
+    head: {
+      type: "string",
+      description: "projection head: simclr, sdclr or linear (ETH); default: the method's",
+    },
+    optimizer: {
+      type: "string",
+      description: "sgd (SDCLR: momentum 0.9, wd 1e-4) or adam (ETH: lr 1e-3, wd 1e-6)",
+      default: "sgd",
+    },
+    precision: {
+      type: "string",
+      description: "float32, float16 (CUDA) or float16_simulated, as train.precision",
+      default: "float32",
+    },
+    "steps-per-run": {
+      type: "string",
+      description: "training steps per ONNX Runtime run, as train.steps_per_run",
+      default: String(DEFAULT_STEPS_PER_RUN),
+    },
     batch: { type: "string", description: "images per step (2·batch views)", default: "32" },
     size: { type: "string", description: "image height and width", default: "32" },
-    steps: { type: "string", description: "timed steps", default: "10" },
+    steps: {
+      type: "string",
+      description: "timed steps (rounded up to whole runs of --steps-per-run)",
+      default: "10",
+    },
     warmup: { type: "string", description: "untimed steps first", default: "2" },
     device: { type: "string", description: "cpu or cuda", default: "cpu" },
     threads: {
       type: "string",
-      description: "intra-op threads, ours and torch's (0: default)",
+      description: "intra-op threads, ours and torch's (0: the project default)",
       default: "0",
     },
     temperature: { type: "string", description: "loss temperature τ", default: "0.2" },

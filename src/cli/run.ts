@@ -8,6 +8,7 @@ import { resolveDevice } from "../runtime/device.ts";
 import { runExperiment } from "../train/runner.ts";
 import { type Command, type CommandArgs } from "./commands.ts";
 import { sessionOptionsFromConfig } from "../runtime/session_options.ts";
+import { checkPrecision } from "../train/precision.ts";
 import { UsageError } from "./errors.ts";
 import type { LoadedConfig } from "../config/mod.ts";
 import type { ExperimentLog } from "../train/log.ts";
@@ -49,6 +50,7 @@ export const runCommand: Command = {
     const configs: LoadedConfig[] = [];
     for (const file of files) configs.push(await loadConfig(file, overrides));
     checkDistinctLogs(configs);
+    await checkPrecisions(configs);
     const runs: RunLog[] = [];
     for (const [i, loaded] of configs.entries()) {
       if (configs.length > 1) console.log(`== ${i + 1}/${configs.length}: ${loaded.source}`);
@@ -60,6 +62,19 @@ export const runCommand: Command = {
     return 0;
   },
 };
+
+/** Refuses, before anything trains, a config whose precision its device cannot run (float16 on CPU). */
+async function checkPrecisions(configs: readonly LoadedConfig[]): Promise<void> {
+  for (const { config, source } of configs) {
+    if (config.train.precision === "float32") continue;
+    const { device } = await resolveDevice(config.device);
+    try {
+      checkPrecision(config.train.precision, device);
+    } catch (e) {
+      throw new UsageError(`${source}: ${(e as Error).message}`);
+    }
+  }
+}
 
 /**
  * Runs (or with `--resume` continues) the experiment of a loaded config with the session

@@ -15,11 +15,13 @@ export {
   TRANSFORM_ORDER,
 } from "./augmentation.ts";
 export {
+  BFLOAT16_UNSUPPORTED,
   type ConfigSections,
   configuredClassCount,
   type DataConfig,
   DATASET_CLASSES,
   DATASETS,
+  DEFAULT_STEPS_PER_RUN,
   type DeviceChoice,
   DEVICES,
   encoderFeatureDim,
@@ -38,6 +40,8 @@ export {
   type ModelConfig,
   type OptimizerConfig,
   type OutputConfig,
+  type Precision,
+  PRECISIONS,
   type RuntimeSection,
   SPLIT_KEYS,
   type SplitKey,

@@ -1,7 +1,7 @@
 /** Adam (L2 weight decay) and AdamW (decoupled weight decay), as torch.optim.Adam/AdamW. */
 import type { Tensor } from "../onnx/graph.ts";
 import * as ops from "../onnx/ops.ts";
-import { checkBetas, checkNumber, checkOperands, scalarInput } from "./common.ts";
+import { checkBetas, checkNumber, checkOperands, scalarInput, StepScalars } from "./common.ts";
 import type { AdamConfig, AdamWConfig, GraphOptimizer, ParamMeta } from "./types.ts";
 
 /**
@@ -22,6 +22,9 @@ export function createAdam(config: AdamConfig | AdamWConfig, where = "optimizer"
   const eps = checkNumber(where, "eps", config.eps, 0);
   const weightDecay = checkNumber(where, "weightDecay", config.weightDecay, 0);
   const stateSlots = ["exp_avg", "exp_avg_sq"];
+  // The scalar factors (bias corrections, step size, decay) depend on lr and step only: made
+  // once per graph and shared by all parameters.
+  const shared = new StepScalars(kind);
   return {
     kind,
     stateSlots,
@@ -34,17 +37,32 @@ export function createAdam(config: AdamConfig | AdamWConfig, where = "optimizer"
       meta: ParamMeta,
     ) {
       checkOperands(kind, param, grad, state, stateSlots, meta);
+      const graph = param.graph;
+      const dtype = param.dtype;
       // Scalar factors in float64, as torch computes them in Python floats:
       // 1 − β2^t in float32 would lose ~1e-5 of its value to the rounding of β2.
-      const lr = scalarInput(kind, scalars, "lr", "float64");
-      const step = scalarInput(kind, scalars, "step", "float64");
-      const asParam = (t: Tensor) => (param.dtype === "float64" ? t : ops.cast(t, param.dtype));
-      return param.graph.scope(`${kind}/${meta.name}`, () => {
+      const lr = () => shared.get(graph, "lr", () => scalarInput(kind, scalars, "lr", "float64"));
+      const step = () =>
+        shared.get(graph, "step", () => scalarInput(kind, scalars, "step", "float64"));
+      const biasCorrection = (beta: number) => {
+        const t = step();
+        return ops.sub(ops.scalarLike(t, 1), ops.pow(ops.scalarLike(t, beta), t));
+      };
+      const asParam = (t: Tensor) => (dtype === "float64" ? t : ops.cast(t, dtype));
+      const factor = (name: string, make: () => Tensor) =>
+        shared.ofRank(graph, `${name}/${dtype}`, param.rank, () => asParam(make()));
+      const stepSize = factor("step_size", () => ops.div(lr(), biasCorrection(beta1)));
+      const sqrtBiasCorrection2 = factor(
+        "sqrt_bias_correction2",
+        () => ops.sqrt(biasCorrection(beta2)),
+      );
+      const decay = weightDecay > 0 && kind === "adamw"
+        ? factor("decay", () => ops.sub(ops.scalarLike(lr(), 1), ops.mul(lr(), weightDecay)))
+        : undefined;
+      return graph.scope(`${kind}/${meta.name}`, () => {
         let p = param;
         let g = grad;
-        if (weightDecay > 0 && kind === "adamw") {
-          p = ops.mul(p, asParam(ops.sub(ops.scalarLike(lr, 1), ops.mul(lr, weightDecay))));
-        }
+        if (decay) p = ops.mul(p, decay);
         if (weightDecay > 0 && kind === "adam") g = ops.add(g, ops.mul(p, weightDecay));
         const m = ops.add(ops.mul(state[0], beta1), ops.mul(g, 1 - beta1), "exp_avg");
         const v = ops.add(
@@ -52,11 +70,7 @@ export function createAdam(config: AdamConfig | AdamWConfig, where = "optimizer"
           ops.mul(ops.mul(g, g), 1 - beta2),
           "exp_avg_sq",
         );
-        const one = ops.scalarLike(step, 1);
-        const biasCorrection1 = ops.sub(one, ops.pow(ops.scalarLike(step, beta1), step));
-        const biasCorrection2 = ops.sub(one, ops.pow(ops.scalarLike(step, beta2), step));
-        const stepSize = asParam(ops.div(lr, biasCorrection1));
-        const denom = ops.add(ops.div(ops.sqrt(v), asParam(ops.sqrt(biasCorrection2))), eps);
+        const denom = ops.add(ops.div(ops.sqrt(v), sqrtBiasCorrection2), eps);
         const newParam = ops.sub(p, ops.mul(ops.div(m, denom), stepSize), "param");
         return { param: newParam, state: [m, v] };
       });

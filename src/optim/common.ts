@@ -2,7 +2,7 @@
  * Shared pieces of the graph optimizers: operand checks, scalar inputs and
  * config value checks with messages that name the key.
  */
-import { formatShape, type Tensor } from "../onnx/graph.ts";
+import { formatShape, type Graph, type Tensor } from "../onnx/graph.ts";
 import * as ops from "../onnx/ops.ts";
 import { type DType, isFloat } from "../onnx/dtype.ts";
 import type { GraphOptimizer, ParamMeta } from "./types.ts";
@@ -115,6 +115,49 @@ export function l2Norm(x: Tensor): Tensor {
 }
 
 /**
+ * Values an optimizer derives from its per-step scalar inputs (casts, bias
+ * corrections, step sizes, the scalar reshaped to a parameter's rank), built
+ * once per graph and shared by every parameter's update instead of once per
+ * parameter: ResNet-50 has 161 parameters, so a per-parameter `Pow` is 161
+ * nodes run every step for one number.
+ *
+ * One cache serves every graph the optimizer updates (the runner builds a
+ * step per batch size with one optimizer); values are kept per graph.
+ */
+export class StepScalars {
+  readonly #graphs = new WeakMap<Graph, Map<string, Tensor>>();
+
+  constructor(readonly kind: string) {}
+
+  /** The value `key` of `graph`, made by `make` (in the scope `<kind>/step_scalars`) on first use. */
+  get(graph: Graph, key: string, make: () => Tensor): Tensor {
+    let values = this.#graphs.get(graph);
+    if (!values) this.#graphs.set(graph, values = new Map());
+    let value = values.get(key);
+    if (!value) {
+      value = graph.scope(`${this.kind}/step_scalars`, make);
+      values.set(key, value);
+    }
+    return value;
+  }
+
+  /**
+   * `value` (a rank-0 tensor of `graph`, cached under `key`) reshaped to rank
+   * `rank` ([1, …, 1]), once per rank: elementwise ops against a parameter
+   * then need no Reshape of their own (see ops' binary).
+   */
+  ofRank(graph: Graph, key: string, rank: number, value: () => Tensor): Tensor {
+    const scalar = this.get(graph, key, value);
+    if (rank < 2) return scalar;
+    return this.get(
+      graph,
+      `${key}@rank${rank}`,
+      () => ops.reshape(scalar, new Array(rank).fill(1)),
+    );
+  }
+}
+
+/**
  * An optimizer of torch SGD's shape (dampening 0): `gradient` turns each parameter's
  * gradient into the step direction g (weight decay, LARS scaling...); then
  * buf ← momentum·buf + g (buf starts at 0), d ← nesterov ? g + momentum·buf : buf
@@ -128,13 +171,20 @@ export function momentumSgd(
   gradient: (param: Tensor, grad: Tensor, meta: ParamMeta) => Tensor,
 ): GraphOptimizer {
   const stateSlots = momentum > 0 ? ["momentum"] : [];
+  // lr (cast and reshaped to each parameter's rank) is shared by all parameters of a graph.
+  const shared = new StepScalars(kind);
   return {
     kind,
     stateSlots,
     scalarInputs: ["lr"],
     update(param, grad, state, scalars, meta) {
       checkOperands(kind, param, grad, state, stateSlots, meta);
-      const lr = scalarInput(kind, scalars, "lr", param.dtype);
+      const lr = shared.ofRank(
+        param.graph,
+        `lr/${param.dtype}`,
+        param.rank,
+        () => scalarInput(kind, scalars, "lr", param.dtype),
+      );
       return param.graph.scope(`${kind}/${meta.name}`, () => {
         const g = gradient(param, grad, meta);
         if (momentum === 0) return { param: ops.sub(param, ops.mul(g, lr), "param"), state: [] };

@@ -6,6 +6,7 @@
 export * from "./host_tensor.ts";
 export * from "./session.ts";
 export * from "./session_options.ts";
+export * from "./threads.ts";
 export * from "./providers.ts";
 export * from "./device.ts";
 export * from "./cuda_setup.ts";

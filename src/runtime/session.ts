@@ -19,8 +19,13 @@ export type Device = "cpu" | "cuda";
 /** Options of {@link Session.create}. */
 export interface SessionOptions {
   device?: Device;
-  /** Intra-op threads on CPU (0: ORT's default, one per core). */
+  /** Intra-op threads on CPU (0 or absent: the default of threads.ts, one per physical core). */
   threads?: number;
+  /**
+   * Whether idle intra-op threads spin waiting for work (ORT's
+   * `session.intra_op.allow_spinning`; absent: the default of threads.ts).
+   */
+  spinning?: boolean;
   /** CUDA device id. */
   deviceId?: number;
   /** Graph optimization level (default "all"). */

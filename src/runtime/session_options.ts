@@ -13,6 +13,7 @@
  */
 import type * as ort from "onnxruntime-node";
 import type { SessionOptions } from "./session.ts";
+import { resolveSpinning, resolveThreads } from "./threads.ts";
 
 /** cuDNN convolution algorithm search, as ORT names it. */
 export type CudnnConvAlgoSearch = "EXHAUSTIVE" | "HEURISTIC" | "DEFAULT";
@@ -98,9 +99,11 @@ export function assertCudaOptionsApplicable(options: SessionOptions): void {
 /** onnxruntime-node session options for {@link SessionOptions} (the CUDA checks are the caller's). */
 export function ortSessionOptions(options: SessionOptions): ort.InferenceSession.SessionOptions {
   const device = options.device ?? "cpu";
+  const spinning = resolveSpinning(options.spinning);
   return {
     graphOptimizationLevel: options.optimization ?? "all",
-    intraOpNumThreads: options.threads ?? 0,
+    intraOpNumThreads: resolveThreads(options.threads, device),
+    extra: { session: { intra_op: { allow_spinning: spinning ? "1" : "0" } } },
     interOpNumThreads: 1,
     executionMode: "sequential",
     enableCpuMemArena: options.memoryArena ?? true,

@@ -6,6 +6,7 @@
 import * as ort from "onnxruntime-node";
 import { ethEffectiveConfig, type LoadedConfig } from "../config/mod.ts";
 import type { SessionOptions } from "../runtime/session.ts";
+import { resolveThreads } from "../runtime/threads.ts";
 import { writeTextAtomic } from "../util/atomic.ts";
 import type { EpochRecord, EvaluationRecord, RunProgress } from "./run_state.ts";
 
@@ -94,7 +95,7 @@ export function buildExperimentLog(
       os: `${Deno.build.os}-${Deno.build.arch}`,
       cpus: navigator.hardwareConcurrency,
       device: session.device ?? "cpu",
-      threads: session.threads ?? 0,
+      threads: resolveThreads(session.threads, session.device),
     },
   };
 }

@@ -5,14 +5,17 @@
  * through the loop pays that copy once per K steps instead of once per step.
  *
  * The outer graph takes the carried values (same names as the single step),
- * each per-step input stacked over the K steps (`<name>_steps`, [K, ...]),
- * each per-step scalar as a [K] vector (`<name>_steps`), and inputs shared by
- * all K steps under their own names. Iteration i reads slice i of the stacks
- * with a Gather on the loop counter; the stacks are outer-scope values of the
- * body (ONNX lets a subgraph read any value of its enclosing graph by name),
- * so they are not copied per iteration. Outputs: the carried values after K
- * steps (`<name>_new`, as the single step) and, per step, the loss [K] and
- * each extra output [K, ...].
+ * each per-step input stacked over the steps of the run (`<name>_steps`,
+ * [steps, ...]), each per-step scalar as a [steps] vector (`<name>_steps`),
+ * and inputs shared by all steps under their own names. The number of steps
+ * is the stacks' first dimension, so one graph (one session) runs any number
+ * of steps: a run of fewer than K steps (the end of an epoch, a stop) takes
+ * the same path as a full one. Iteration i reads slice i of the stacks with a
+ * Gather on the loop counter; the stacks are outer-scope values of the body
+ * (ONNX lets a subgraph read any value of its enclosing graph by name), so
+ * they are not copied per iteration. Outputs: the carried values after the
+ * last step (`<name>_new`, as the single step) and, per step, the loss
+ * [steps] and each extra output [steps, ...].
  */
 import { allocHost, bytesPerElement, type DType, type HostArray } from "../onnx/dtype.ts";
 import { Graph, liveNodes, type Shape, Tensor } from "../onnx/mod.ts";
@@ -37,7 +40,7 @@ export interface StackedInput {
 
 /** Inputs and outputs of a multi-step graph, for {@link MultiStepRunner}. */
 export interface MultiStepLayout {
-  /** Steps per run. */
+  /** Most steps per run (K); the graph itself takes any number, the runner enforces this. */
   steps: number;
   /** Carried values, exactly as in the single step (same input and output names). */
   carried: CarriedValue[];
@@ -67,6 +70,9 @@ export interface MultiStepOptions {
   name?: string;
 }
 
+/** Symbolic first dimension of the stacked inputs: the steps of one run. */
+export const STEPS_DIM = "steps";
+
 /** Name of the stacked input (or [K] scalar vector) feeding step input `name`. */
 export function stackedName(name: string): string {
   return `${name}_steps`;
@@ -87,8 +93,9 @@ function outerScopeValue(body: Graph, outer: Tensor): Tensor {
 }
 
 /**
- * Builds the graph running `steps` fused steps per run: `stepGraph` and
- * `layout` come from {@link buildFusedStep} (the step graph is only read).
+ * Builds the graph running up to `steps` fused steps per run (any number per
+ * run, in fact: see the module comment): `stepGraph` and `layout` come from
+ * {@link buildFusedStep} (the step graph is only read).
  * Every input of the step that is neither carried nor a scalar is stacked per
  * step, except those named in `options.shared`.
  */
@@ -155,7 +162,7 @@ export function buildMultiStep(
       );
     }
     const shape = staticShape(t, "per-step input");
-    const all = outer.input(stackedName(t.name), t.dtype, [steps, ...shape]);
+    const all = outer.input(stackedName(t.name), t.dtype, [STEPS_DIM, ...shape]);
     const slice = body.op(
       "Gather",
       [outerScopeValue(body, all), iteration],
@@ -187,7 +194,19 @@ export function buildMultiStep(
   const perStep = [layout.loss, ...layout.extras];
   for (const name of perStep) body.output(bodyValue(name), `${BODY}${name}`);
 
-  const tripCount = outer.constant(steps, "int64", []);
+  // The trip count is the stacks' first dimension (every step graph has a per-step input: lr).
+  const first = outer.inputs.find((t) => t.shape[0] === STEPS_DIM);
+  if (!first) {
+    throw new Error(
+      `buildMultiStep: ${stepGraph.name} has no per-step input to count the steps by`,
+    );
+  }
+  const tripCount = outer.op(
+    "Gather",
+    [outer.op("Shape", [first], {}, "stack_shape"), outer.constant(0, "int64", [])],
+    { axis: 0 },
+    "step_count",
+  );
   const always = outer.constant(1, "bool", []);
   const results = outer.node("Loop", [tripCount, always, ...outerCarried], { body }, {
     name: "loop",
@@ -209,7 +228,7 @@ export function buildMultiStep(
   };
 }
 
-/** Result of one run of K steps. */
+/** Result of one run of steps. */
 export interface MultiStepResult {
   /** Loss of each step, in order. */
   losses: number[];
@@ -282,19 +301,19 @@ export class MultiStepRunner {
   }
 
   /**
-   * Runs K steps: `batches[k]` holds step k's per-step inputs by their
-   * single-step names, `scalars[k]` its scalars; `shared` the inputs all
-   * steps read.
+   * Runs `batches.length` steps (1 to K): `batches[k]` holds step k's
+   * per-step inputs by their single-step names, `scalars[k]` its scalars;
+   * `shared` the inputs all steps read.
    */
   async run(
     batches: Record<string, HostTensor>[],
     scalars: Record<string, number>[],
     shared: Record<string, HostTensor> = {},
   ): Promise<MultiStepResult> {
-    const k = this.layout.steps;
-    if (batches.length !== k || scalars.length !== k) {
+    const k = batches.length;
+    if (k < 1 || k > this.layout.steps || scalars.length !== k) {
       throw new Error(
-        `multi-step run: expected ${k} batches and ${k} scalar sets, got ${batches.length} and ${scalars.length}`,
+        `multi-step run: expected 1 to ${this.layout.steps} batches and as many scalar sets, got ${batches.length} and ${scalars.length}`,
       );
     }
     const feeds: Record<string, HostTensor> = {};

@@ -32,10 +32,21 @@ export function makeRunFolders(paths: RunPaths): void {
 /** Keys that may change between a run and its resumption without changing the result. */
 const VOLATILE_KEYS = new Set(["device", "runtime"]);
 
-/** A hash of everything in the config that shapes the result (device and runtime excluded). */
+/**
+ * A hash of everything in the config that shapes the result. Left out: the
+ * device and the `runtime` section, `train.steps_per_run` (how steps are
+ * grouped into ORT runs changes no bit), and the precision keys at float32 (so
+ * checkpoints written before they existed still match their config).
+ */
 export function configHash(loaded: LoadedConfig): string {
-  const relevant = Object.fromEntries(
+  const relevant: Record<string, unknown> = Object.fromEntries(
     Object.entries(loaded.config).filter(([key]) => !VOLATILE_KEYS.has(key)),
   );
+  const { steps_per_run: _grouping, ...train } = loaded.config.train;
+  relevant.train = train.precision === "float32"
+    ? Object.fromEntries(
+      Object.entries(train).filter(([key]) => key !== "precision" && key !== "loss_scale"),
+    )
+    : train;
   return createHash("sha256").update(JSON.stringify(relevant)).digest("hex").slice(0, 16);
 }

@@ -18,6 +18,8 @@ export interface EpochRecord {
   seconds: number;
   /** Extra per-epoch diagnostics (SDCLR mask sparsity, loss shares...). */
   diagnostics?: Record<string, unknown>;
+  /** float16 precisions: updates skipped because a gradient overflowed (loss scaling). */
+  skippedUpdates?: number;
 }
 
 /** One evaluation of the encoder. */
@@ -45,6 +47,8 @@ export interface RunProgress {
   /** μ and learning rate of the epoch's first step (what the log records for the epoch). */
   epochMu: number | null;
   epochLr: number;
+  /** float16 precisions: updates of the epoch in progress skipped on a gradient overflow. */
+  epochSkippedUpdates?: number;
   /** Optimizer updates done over the whole run. */
   globalStep: number;
   history: EpochRecord[];

@@ -9,12 +9,12 @@
 import type { LoadedConfig } from "../config/mod.ts";
 import { Augmenter, recipeFromConfig } from "../augment/mod.ts";
 import { EpochLoader } from "../data/loader.ts";
-import { buildContrastiveStep, type ContrastiveStep } from "../methods/contrastive.ts";
+import type { ContrastiveStep } from "../methods/contrastive.ts";
 import { contrastiveSpecFromConfig, optimizerFromConfig } from "../methods/from_config.ts";
 import { initialTrainingState } from "../artifacts/mod.ts";
 import { createOptimizer } from "../optim/mod.ts";
 import type { HostTensor } from "../runtime/host_tensor.ts";
-import { Session, type SessionOptions } from "../runtime/session.ts";
+import type { SessionOptions } from "../runtime/session.ts";
 import {
   iterationsPerEpoch,
   lrScheduleFromConfig,
@@ -35,7 +35,8 @@ import { loadRunCheckpoint, type RunProgress, saveRunCheckpoint } from "./run_st
 import { sdclrEpochMasks } from "./sdclr_epoch.ts";
 import { epochDiagnostics, formatDiagnostics, RareClassLossShare } from "../methods/sdclr/mod.ts";
 import { classCounts } from "../data/dataset.ts";
-import { StepRunner } from "./step_runner.ts";
+import { StepEngine, type StepInput } from "./step_engine.ts";
+import { buildStepAtPrecision, checkPrecision } from "./precision.ts";
 import { StopRequest } from "./stop_signals.ts";
 import { checkEvaluation, lastBatchSize, runNotes } from "./preflight.ts";
 
@@ -77,6 +78,8 @@ export async function runExperiment(
   options: RunOptions,
 ): Promise<ExperimentLog> {
   const config = loaded.config;
+  const precision = config.train.precision;
+  checkPrecision(precision, options.session.device ?? "cpu");
   const paths = runPaths(config);
   makeRunFolders(paths);
   const hash = configHash(loaded);
@@ -100,7 +103,11 @@ export async function runExperiment(
   // Parameters, buffers and optimizer state, shared by the step of every batch size.
   const values = new Map<string, HostTensor>();
   let progress: RunProgress;
-  const fullStep = buildContrastiveStep({ ...spec, batchSize: batch }, optimizer);
+  const { loss_scale: lossScale } = config.train;
+  const buildStep = (size: number) =>
+    buildStepAtPrecision({ ...spec, batchSize: size }, optimizer, { precision, lossScale });
+  const full = buildStep(batch);
+  const fullStep = full.step;
   if (options.resume && await exists(paths.checkpoint)) {
     const saved = await loadRunCheckpoint(paths.checkpoint);
     if (saved.progress.configHash !== hash) {
@@ -115,22 +122,26 @@ export async function runExperiment(
       `resuming ${config.experiment}: epoch ${progress.epoch + 1}, step ${progress.stepInEpoch}`,
     );
   } else {
-    for (const [name, value] of initialTrainingState(fullStep, config.seed)) {
+    for (const [name, value] of initialTrainingState(fullStep, config.seed, full.initialValues)) {
       values.set(name, value);
     }
     progress = freshProgress(hash, mu?.state() ?? null);
   }
 
-  // One static-shaped step graph per batch size: the full batch and, without drop_last, the remainder.
-  const steps = new Map<number, { step: ContrastiveStep; runner: StepRunner }>();
+  // One static-shaped step graph per batch size: the full batch, run up to K steps per session
+  // run (train.steps_per_run), and, without drop_last, the remainder, run on its own.
+  const stepsPerRun = config.train.steps_per_run;
+  const steps = new Map<number, { step: ContrastiveStep; engine: StepEngine }>();
   const stepFor = async (size: number) => {
     let entry = steps.get(size);
     if (!entry) {
-      const step = size === batch
-        ? fullStep
-        : buildContrastiveStep({ ...spec, batchSize: size }, optimizer);
-      const session = await Session.create(step.graph, options.session);
-      entry = { step, runner: new StepRunner(session, step.layout, values) };
+      const step = size === batch ? fullStep : buildStep(size).step;
+      const engine = await StepEngine.create(step, values, {
+        session: options.session,
+        stepsPerRun: size === batch ? stepsPerRun : 1,
+        shared: step.inputs.masks,
+      });
+      entry = { step, engine };
       steps.set(size, entry);
     }
     return entry;
@@ -159,9 +170,15 @@ export async function runExperiment(
       notes,
       dataCounts: dataCounts(data),
     });
-  // SIGINT and SIGTERM stop the run after the step in progress, or at once during an
+  // SIGINT and SIGTERM stop the run after the steps in flight, or at once during an
   // evaluation (which is then run again on --resume): checkpoint, log "interrupted".
-  const stop = new StopRequest();
+  const stop = new StopRequest(() => {
+    if (stepsPerRun > 1) {
+      console.error(
+        `\nstopping after the steps in flight (up to ${stepsPerRun} per run: train.steps_per_run)`,
+      );
+    }
+  });
   const interrupt = async (): Promise<ExperimentLog> => {
     progress.elapsedSeconds = elapsed();
     await saveRunCheckpoint(paths.checkpoint, values, progress);
@@ -238,58 +255,91 @@ export async function runExperiment(
         rare.restore(progress.epochClassLoss, progress.epochClassAnchors);
       }
 
+      // Steps go to the session in groups of up to K consecutive full batches; a group never
+      // crosses a stop point, and the last partial batch runs alone.
+      let group: PlannedStep[] = [];
+      const runGroup = async (): Promise<boolean> => {
+        if (group.length === 0) return false;
+        const planned = group;
+        group = [];
+        const { engine } = await stepFor(planned[0].size);
+        const results = await engine.run(planned.map((p) => p.input), masks);
+        for (const [i, result] of results.entries()) {
+          const { labels, size, mu: muValue, lr } = planned[i];
+          if (!Number.isFinite(result.loss)) {
+            throw new Error(
+              `epoch ${epoch + 1}, step ${progress.stepInEpoch}: the loss is ${result.loss}; ` +
+                "stopped (the last checkpoint is kept)",
+            );
+          }
+          rare?.add(result.extras.per_anchor_loss.data as Float32Array, labels);
+          if (full.appliedOutput && result.extras[full.appliedOutput].data[0] === 0) {
+            progress.epochSkippedUpdates = (progress.epochSkippedUpdates ?? 0) + 1;
+          }
+          progress.epochLossSum += result.loss;
+          progress.epochSteps++;
+          progress.stepInEpoch++;
+          progress.globalStep++;
+          stepsThisSession++;
+          views += 2 * size;
+          bar?.tick(1, {
+            loss: progress.epochLossSum / progress.epochSteps,
+            ...(muValue !== null ? { mu: muValue } : {}),
+            lr,
+            "views/s": Math.round(views / ((performance.now() - epochStart) / 1000)),
+          });
+        }
+        return stop.signal !== null || stepsThisSession === options.stopAfterSteps;
+      };
+      /** Keeps the epoch's partial sums in the progress, then checkpoints and logs the stop. */
+      const stopMidEpoch = async () => {
+        progress.mu = mu?.state() ?? null;
+        const sums = rare?.result();
+        progress.epochClassLoss = sums?.classLoss ?? null;
+        progress.epochClassAnchors = sums?.classAnchors ?? null;
+        bar?.finish({ status: "interrupted" }, false);
+        return await interrupt();
+      };
+
       for await (const b of loader.epoch(epoch, progress.stepInEpoch)) {
         const size = b.indices.length;
-        const { step, runner } = await stepFor(size);
+        // A batch of another size (the last, partial one) does not join the group before it.
+        if (group.length > 0 && size !== group[0].size && await runGroup()) {
+          return await stopMidEpoch();
+        }
+        const { step } = await stepFor(size);
+        const index = progress.stepInEpoch + group.length;
         const augmented = await augmenter.augment(
           b.images,
           size,
-          new Rng(config.seed, `augment/${epoch}/${progress.stepInEpoch}`),
+          new Rng(config.seed, `augment/${epoch}/${index}`),
           b.sizes,
         );
         const muValue = mu ? mu.value() : null;
-        const lr = lrAt(lrSchedule, progress.globalStep);
-        if (progress.stepInEpoch === 0) {
+        const lr = lrAt(lrSchedule, progress.globalStep + group.length);
+        if (index === 0) {
           progress.epochMu = muValue;
           progress.epochLr = lr;
         }
-        const result = await runner.step(
-          {
-            [step.inputs.view1]: augmented.views[0],
-            [step.inputs.view2]: augmented.views[1],
-            ...masks,
-          },
-          { lr, step: progress.globalStep + 1, mu: muValue ?? 0 },
-        );
-        if (!Number.isFinite(result.loss)) {
-          throw new Error(
-            `epoch ${
-              epoch + 1
-            }, step ${progress.stepInEpoch}: the loss is ${result.loss}; stopped (the last checkpoint is kept)`,
-          );
-        }
-        rare?.add(result.extras.per_anchor_loss.data as Float32Array, b.labels);
-        progress.epochLossSum += result.loss;
-        progress.epochSteps++;
-        progress.stepInEpoch++;
-        progress.globalStep++;
-        stepsThisSession++;
-        views += 2 * size;
-        bar?.tick(1, {
-          loss: progress.epochLossSum / progress.epochSteps,
-          ...(muValue !== null ? { mu: muValue } : {}),
+        group.push({
+          size,
+          labels: b.labels,
+          mu: muValue,
           lr,
-          "views/s": Math.round(views / ((performance.now() - epochStart) / 1000)),
+          input: {
+            batch: {
+              [step.inputs.view1]: augmented.views[0],
+              [step.inputs.view2]: augmented.views[1],
+            },
+            scalars: { lr, step: progress.globalStep + group.length + 1, mu: muValue ?? 0 },
+          },
         });
-        if (stop.signal || stepsThisSession === options.stopAfterSteps) {
-          progress.mu = mu?.state() ?? null;
-          const sums = rare?.result();
-          progress.epochClassLoss = sums?.classLoss ?? null;
-          progress.epochClassAnchors = sums?.classAnchors ?? null;
-          bar?.finish({ status: "interrupted" }, false);
-          return await interrupt();
-        }
+        const full = group.length === (size === batch ? stepsPerRun : 1);
+        const atStop = options.stopAfterSteps !== undefined &&
+          stepsThisSession + group.length === options.stopAfterSteps;
+        if ((full || atStop || stop.signal) && await runGroup()) return await stopMidEpoch();
       }
+      if (await runGroup()) return await stopMidEpoch();
 
       const seconds = (performance.now() - epochStart) / 1000;
       const loss = progress.epochLossSum / progress.epochSteps;
@@ -310,7 +360,14 @@ export async function runExperiment(
         viewsPerSecond: views / seconds,
         seconds,
         ...(diagnostics ? { diagnostics: diagnostics as unknown as Record<string, unknown> } : {}),
+        ...(full.appliedOutput ? { skippedUpdates: progress.epochSkippedUpdates ?? 0 } : {}),
       });
+      if (progress.epochSkippedUpdates) {
+        console.error(
+          `epoch ${epoch + 1}: ${progress.epochSkippedUpdates} of ${progress.epochSteps} updates ` +
+            `skipped (${precision}: a gradient overflowed under loss scaling)`,
+        );
+      }
       progress.epochClassLoss = null;
       progress.epochClassAnchors = null;
       mu?.epochEnd();
@@ -319,6 +376,7 @@ export async function runExperiment(
       progress.stepInEpoch = 0;
       progress.epochLossSum = 0;
       progress.epochSteps = 0;
+      progress.epochSkippedUpdates = 0;
 
       const last = progress.epoch === config.train.epochs;
       const every = config.train.checkpoint_every_n_epochs;
@@ -338,8 +396,17 @@ export async function runExperiment(
   } finally {
     stop.dispose();
     await augmenter.release();
-    for (const { runner } of steps.values()) await runner.session.release();
+    for (const { engine } of steps.values()) await engine.release();
   }
+}
+
+/** One step waiting for its group's session run, with what the host needs of it afterwards. */
+interface PlannedStep {
+  size: number;
+  labels: Int32Array;
+  mu: number | null;
+  lr: number;
+  input: StepInput;
 }
 
 /** How many of the rarest classes the loss-share diagnostic follows: the "few" group, else 30 %. */

@@ -19,12 +19,14 @@ export class StopRequest {
   #resolve!: (signal: StopSignal) => void;
   readonly #listeners: [StopSignal, () => void][] = [];
 
-  constructor() {
+  /** `onFirst` runs when the first stop signal arrives (e.g. to say what the run waits for). */
+  constructor(onFirst?: (signal: StopSignal) => void) {
     this.received = new Promise((resolve) => (this.#resolve = resolve));
     for (const signal of Object.keys(STOP_SIGNALS) as StopSignal[]) {
       const listener = () => {
         if (this.signal) return;
         this.signal = signal;
+        onFirst?.(signal);
         this.#resolve(signal);
       };
       Deno.addSignalListener(signal, listener);
