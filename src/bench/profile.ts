@@ -8,6 +8,7 @@
 import * as ort from "onnxruntime-node";
 import { encodeModel } from "../onnx/mod.ts";
 import { toOrt } from "../runtime/session.ts";
+import { ortSessionOptions } from "../runtime/session_options.ts";
 import type { BenchConfig } from "./config.ts";
 import { type PreparedStep, stepFeeds } from "./step_timing.ts";
 
@@ -114,11 +115,7 @@ export async function profileStep(
 ): Promise<StepProfile> {
   const dir = await Deno.makeTempDir({ prefix: "bench_profile_" });
   const options: ort.InferenceSession.SessionOptions = {
-    graphOptimizationLevel: "all",
-    intraOpNumThreads: config.threads,
-    interOpNumThreads: 1,
-    executionMode: "sequential",
-    executionProviders: config.device === "cuda" ? [{ name: "cuda" } as never, "cpu"] : ["cpu"],
+    ...ortSessionOptions({ device: config.device, threads: config.threads }),
     enableProfiling: true,
     profileFilePrefix: `${dir}/step`,
   };
