@@ -1,4 +1,4 @@
-import { assert, assertAllClose, assertThrowsMessage } from "./assert.ts";
+import { assert, assertAllClose, assertEquals, assertThrowsMessage } from "./assert.ts";
 import { gradCheck } from "./gradcheck.ts";
 import { gradients } from "../src/autodiff/mod.ts";
 import {
@@ -7,6 +7,8 @@ import {
   convWeightGrad,
   INPUT_GRAD_STRATEGIES,
   WEIGHT_GRAD_STRATEGIES,
+  WEIGHT_GRAD_WINDOW_BUDGET,
+  weightGradBlocks,
 } from "../src/autodiff/rules/conv.ts";
 import { Graph, ops, type Tensor } from "../src/onnx/mod.ts";
 import { Session } from "../src/runtime/session.ts";
@@ -337,7 +339,10 @@ Deno.test("every Conv gradient strategy agrees with the float64 reference", asyn
       "rectangular kernel",
     ]
       .includes(name)
-  );
+  ).concat([[
+    "five images in 2 and 3 uneven blocks",
+    { n: 5, c: 6, k: 4, h: 6, w: 5, kh: 3, kw: 3, strides: [2, 1], pads: [1, 1, 1, 1] },
+  ]]);
   let seed = 100;
   for (const [name, cc] of cases) {
     const f = full(cc);
@@ -365,6 +370,10 @@ Deno.test("every Conv gradient strategy agrees with the float64 reference", asyn
       graph.output(convWeightGrad(x, dy, geo, s), `dw_${s}`);
       graph.output(convWeightGrad(x, dy, geo, s, 2), `dw_${s}_blocks`);
       labels.push(`dw_${s}`, `dw_${s}_blocks`);
+      if (f.n >= 3) {
+        graph.output(convWeightGrad(x, dy, geo, s, 3), `dw_${s}_blocks3`);
+        labels.push(`dw_${s}_blocks3`);
+      }
     }
     const out = await runGraph(graph, f, v);
     for (const label of labels) {
@@ -372,6 +381,27 @@ Deno.test("every Conv gradient strategy agrees with the float64 reference", asyn
       assertNearReference(out[label].data as Float32Array, expected, `${name} ${label}`);
     }
   }
+});
+
+Deno.test("weight-gradient blocks keep each window matrix under the budget", () => {
+  const g = new Graph("blocks");
+  const geoOf = (x: Tensor, k: number, kernel: number, pad: number, stride = 1) => {
+    const w = g.input(`w${g.inputs.length}`, "float32", [k, x.shape[1] as number, kernel, kernel]);
+    return conv2dGeometry(x, w, { pads: [pad, pad, pad, pad], strides: [stride, stride] });
+  };
+  // ResNet-18 stage 1 at 512 views: 576 × 512·1024 floats = 1.125 GiB of windows → 18 blocks of 64 MiB.
+  const stage1 = g.input("s1", "float32", [512, 64, 32, 32]);
+  assertEquals(weightGradBlocks(stage1, geoOf(stage1, 64, 3, 1), "im2colGemm"), 18);
+  assertEquals(WEIGHT_GRAD_WINDOW_BUDGET, 64 * 2 ** 20);
+  // The same layer at 64 views: 144 MiB → 3 blocks; stage 4 (512 ch, 4×4) at 64 views: one.
+  const small = g.input("s1b", "float32", [64, 64, 32, 32]);
+  assertEquals(weightGradBlocks(small, geoOf(small, 64, 3, 1), "im2colGemm"), 3);
+  const stage4 = g.input("s4", "float32", [64, 512, 4, 4]);
+  assertEquals(weightGradBlocks(stage4, geoOf(stage4, 512, 3, 1), "im2colGemm"), 1);
+  // Never more blocks than images; a symbolic batch is not split.
+  assertEquals(weightGradBlocks(stage1, geoOf(stage1, 64, 3, 1), "im2colGemm", 1), 512);
+  const symbolic = g.input("sym", "float32", ["batch", 64, 32, 32]);
+  assertEquals(weightGradBlocks(symbolic, geoOf(symbolic, 64, 3, 1), "im2colGemm", 1), 1);
 });
 
 Deno.test("Conv gradient names unsupported cases", async () => {

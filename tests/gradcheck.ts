@@ -29,6 +29,11 @@ export interface GradCheckOptions {
   rtol?: number;
   atol?: number;
   seed?: number;
+  /**
+   * Inputs that `build` declares itself (a ParamStore's parameters and
+   * buffers), found by name once it has run; checked like `inputs`.
+   */
+  declared?: CheckInput[];
 }
 
 /** Result: the largest error seen and where. */
@@ -68,26 +73,33 @@ export async function gradCheck(
   const rng = new Rng(options.seed ?? 1234, "gradcheck");
 
   const graph = new Graph("gradcheck");
-  const xs = inputs.map((spec) =>
+  const given = inputs.map((spec) =>
     graph.input(spec.name, spec.constant?.dtype ?? dtype, spec.shape)
   );
-  const y = build(xs);
+  const y = build(given);
+  const declared = (options.declared ?? []).map((spec) => {
+    const t = graph.findInput(spec.name);
+    if (!t) throw new Error(`gradCheck: build declared no input ${spec.name}`);
+    return t;
+  });
+  const specs = [...inputs, ...(options.declared ?? [])];
+  const xs = [...given, ...declared];
   const weights = Array.from({ length: y.size }, () => rng.normal());
   const w = graph.constant(weights, dtype, y.shape);
   const loss = ops.reduceSum(ops.mul(y, w), undefined, false);
   graph.output(loss, "loss");
-  const params = xs.filter((_, k) => !inputs[k].constant);
+  const params = xs.filter((_, k) => !specs[k].constant);
   const grads = gradients(loss, params);
   for (const p of params) graph.output(grads.get(p)!, `${p.name}_grad`);
 
   const session = await Session.create(graph);
-  const values = inputs.map((spec) =>
+  const values = specs.map((spec) =>
     spec.constant?.values ?? spec.values ??
       Array.from({ length: spec.shape.reduce((a, b) => a * b, 1) }, () => rng.normal())
   );
   const feeds = (vals: number[][]) =>
     Object.fromEntries(
-      inputs.map((
+      specs.map((
         spec,
         k,
       ) => [spec.name, hostFor(spec.constant?.dtype ?? dtype, vals[k], spec.shape)]),
@@ -103,9 +115,9 @@ export async function gradCheck(
   let maxError = 0;
   let worst = "";
   let checked = 0;
-  for (let k = 0; k < inputs.length; k++) {
-    if (inputs[k].constant) continue;
-    const analytic = base[`${inputs[k].name}_grad`].data as Float64Array;
+  for (let k = 0; k < specs.length; k++) {
+    if (specs[k].constant) continue;
+    const analytic = base[`${specs[k].name}_grad`].data as Float64Array;
     for (let i = 0; i < values[k].length; i++) {
       const numeric = ((await lossAt(k, i, eps)) - (await lossAt(k, i, -eps))) / (2 * eps);
       const err = Math.abs(analytic[i] - numeric);
@@ -114,7 +126,7 @@ export async function gradCheck(
       checked++;
       if (ratio > maxError) {
         maxError = ratio;
-        worst = `${inputs[k].name}[${i}]: analytic ${analytic[i]}, numeric ${numeric}`;
+        worst = `${specs[k].name}[${i}]: analytic ${analytic[i]}, numeric ${numeric}`;
       }
     }
   }

@@ -331,6 +331,7 @@ Deno.test("sessionOptionsFromConfig maps the runtime keys and names the bad one"
       use_tf32: false,
       prefer_nhwc: true,
       memory_arena: false,
+      memory_pattern: true,
       arena_extend_strategy: "kSameAsRequested",
     }),
     {
@@ -341,6 +342,7 @@ Deno.test("sessionOptionsFromConfig maps the runtime keys and names the bad one"
       useTf32: false,
       preferNhwc: true,
       memoryArena: false,
+      memoryPattern: true,
       arenaExtendStrategy: "kSameAsRequested",
     },
   );
@@ -416,6 +418,7 @@ Deno.test("session options reach ORT: one thread, no CPU arena, and the sum is r
     interOpNumThreads: 1,
     executionMode: "sequential",
     enableCpuMemArena: false,
+    enableMemPattern: false,
     executionProviders: ["cpu"],
   });
   assertEquals(ortSessionOptions({ device: "cuda", deviceId: 1 }).executionProviders, [

@@ -155,7 +155,10 @@ Deno.test("SDCLR step matches the torch golden step: masks, loss, gradients, upd
 
   // A gradient is compared at max(its scale, floor x the largest gradient): head.fc1.bias feeds a
   // BN, so its exact gradient is 0 and only rounding is left (torch's own float32 step is off by
-  // 1.5e-4 of that floor there, see the fixture's torch_f32_error; ours by 3e-5).
+  // 1.5e-4 of that floor there, see the fixture's torch_f32_error; ours by 1.7e-4 with the fused
+  // BN backward, which rounds as torch's does). Allowed: 1e-4, or 4x torch's own float32 error
+  // where that is larger, the rule of tests/nn_torch_parity_test.ts.
+  const torchF32Error = JSON.parse(metadata.torch_f32_error) as { grad: Record<string, number> };
   const grads = named("grad:");
   assertEquals(grads.size, step.params.length, "a golden gradient per parameter");
   const largest = Math.max(...[...grads.values()].map((g) => maxAbs(g.data as Float32Array)));
@@ -166,7 +169,13 @@ Deno.test("SDCLR step matches the torch golden step: masks, loss, gradients, upd
       golden.data as Float32Array,
       gradFloor * largest,
     );
-    assert(error <= 1e-4, `gradient of ${name}: scaled error ${error}`);
+    const allowed = Math.max(1e-4, 4 * torchF32Error.grad[name]);
+    assert(
+      error <= allowed,
+      `gradient of ${name}: scaled error ${error} (allowed ${allowed}, torch's own ${
+        torchF32Error.grad[name]
+      })`,
+    );
     if (error > worstGrad.error) worstGrad = { name, error };
   }
   let worstNew = { name: "", error: 0 };

@@ -2,10 +2,12 @@
  * Reverse-mode autodiff over builder graphs. The walker visits only nodes on a
  * path from the parameters to the loss, in reverse topological order, sums
  * gradients that reach a tensor twice, and stops at `stopGradient` nodes. The
- * per-op derivatives live in {@link GRAD_RULES}.
+ * per-op derivatives live in {@link GRAD_RULES}; a node may name its own rule
+ * (`gradRule`, a composite's backward) or ask to be recomputed in the
+ * backward instead of kept (`recompute`).
  */
 import { isFloat } from "../onnx/dtype.ts";
-import type { Graph, Node, Tensor } from "../onnx/graph.ts";
+import type { AttrValue, Graph, Node, Tensor } from "../onnx/graph.ts";
 import * as ops from "../onnx/ops.ts";
 
 /**
@@ -15,7 +17,10 @@ import * as ops from "../onnx/ops.ts";
  */
 export type GradRule = (node: Node, dOutputs: (Tensor | undefined)[]) => (Tensor | undefined)[];
 
-/** The registry: ONNX op type → gradient rule. */
+/**
+ * The registry: ONNX op type → gradient rule, plus named rules of composites
+ * (`<OpType>/<variant>`) that a node selects with `gradRule`.
+ */
 export const GRAD_RULES: Record<string, GradRule> = {};
 
 /** Registers gradient rules (later registrations replace earlier ones). */
@@ -42,6 +47,24 @@ function nodesOnPath(graph: Graph, loss: Tensor, params: Set<Tensor>): Set<Node>
     for (const t of node.inputs) if (t && dependsOnParam.has(t)) needed.add(t);
   }
   return onPath;
+}
+
+/**
+ * Attributes for the recomputed copy of a node that reads the same inputs as
+ * the forward node: they must differ, or ONNX Runtime's common-subexpression
+ * elimination merges the copy back into the forward node (which then stays
+ * alive after all). Only ops with an attribute that does not change their
+ * result can be recomputed from forward inputs.
+ */
+function distinctAttrs(node: Node): Record<string, AttrValue> {
+  if (node.opType === "BatchNormalization" && (node.attrs.training_mode ?? 0) === 0) {
+    // momentum only matters in training mode.
+    return { ...node.attrs, momentum: node.attrs.momentum === 0.5 ? 0.25 : 0.5 };
+  }
+  throw new Error(
+    `gradients: node ${node.name} (${node.opType}) is marked recompute but reads only forward ` +
+      `values and has no attribute that can tell its copy apart; mark its consumers instead`,
+  );
 }
 
 /** Options of {@link gradients}. */
@@ -81,17 +104,49 @@ export function gradients(
     return parts[0];
   };
 
+  // Forward values made by `recompute` nodes are made again where a rule reads them, so
+  // the forward's copy dies early; a copy serves every later rule that reads it.
+  const recomputed = new Map<Tensor, Tensor>();
+  const rematerialize = (t: Tensor): Tensor => {
+    const producer = t.producer;
+    if (!producer?.recompute) return t;
+    if (!recomputed.has(t)) {
+      const inputs = producer.inputs.map((x) => (x ? rematerialize(x) : null));
+      const fromForward = inputs.every((x, k) => x === producer.inputs[k]);
+      const copies = graph.node(
+        producer.opType,
+        inputs,
+        fromForward ? distinctAttrs(producer) : producer.attrs,
+        { name: `${producer.name}.recompute`, outputs: producer.outputs.length },
+      );
+      producer.outputs.forEach((out, k) => recomputed.set(out, copies[k]));
+    }
+    return recomputed.get(t)!;
+  };
+  const seen = (node: Node): Node =>
+    [...node.inputs, ...node.outputs].some((t) => t?.producer?.recompute)
+      ? {
+        ...node,
+        inputs: node.inputs.map((t) => (t ? rematerialize(t) : null)),
+        outputs: node.outputs.map(rematerialize),
+      }
+      : node;
+
   graph.scope("grad", () => {
     for (let i = graph.nodes.length - 1; i >= 0; i--) {
       const node = graph.nodes[i];
       if (!onPath.has(node)) continue;
       const dOutputs = node.outputs.map(total);
       if (dOutputs.every((d) => d === undefined)) continue;
-      const rule = GRAD_RULES[node.opType];
+      const rule = GRAD_RULES[node.gradRule ?? node.opType];
       if (!rule) {
-        throw new Error(`gradients: no gradient rule for op ${node.opType} (node ${node.name})`);
+        throw new Error(
+          `gradients: no gradient rule ${
+            node.gradRule ?? `for op ${node.opType}`
+          } (node ${node.name})`,
+        );
       }
-      const dInputs = rule(node, dOutputs);
+      const dInputs = rule(seen(node), dOutputs);
       node.inputs.forEach((input, k) => {
         const d = dInputs[k];
         if (!input || !d || !isFloat(input.dtype)) return;

@@ -11,6 +11,7 @@ import { SHAPE_RULES } from "./rules/shape.ts";
 import { LINALG_RULES } from "./rules/linalg.ts";
 import { CONV_RULES } from "./rules/conv.ts";
 import { POOL_RULES } from "./rules/pool.ts";
+import { NORMALIZATION_RULES } from "./rules/normalization.ts";
 
 registerGradRules(ELEMENTWISE_RULES);
 registerGradRules(REDUCE_RULES);
@@ -19,6 +20,7 @@ registerGradRules(SHAPE_RULES);
 registerGradRules(LINALG_RULES);
 registerGradRules(CONV_RULES);
 registerGradRules(POOL_RULES);
+registerGradRules(NORMALIZATION_RULES);
 
 export {
   GRAD_RULES,
@@ -28,3 +30,4 @@ export {
   registerGradRules,
 } from "./gradients.ts";
 export { sumToShape } from "./broadcast.ts";
+export { BATCH_STATISTICS_RULE } from "./rules/normalization.ts";

@@ -1,14 +1,17 @@
 /**
- * Batch normalisation (1-d over [N, C], 2-d over [N, C, H, W]) written with
- * primitive ops, since ORT's CUDA provider has no training-mode
- * BatchNormalization. Train mode normalises with the batch mean and biased
- * variance and reports new running statistics as PyTorch does (momentum 0.1,
- * unbiased variance in the running estimate); eval mode uses the running
- * statistics.
+ * Batch normalisation (1-d over [N, C], 2-d over [N, C, H, W]). ORT's CUDA
+ * provider has no training-mode BatchNormalization, so train mode computes
+ * the batch mean and biased variance with primitive ops and normalises with
+ * BatchNormalization in inference form, whose gradient is the composite rule
+ * of the autodiff (src/autodiff/rules/normalization.ts). It reports new
+ * running statistics as PyTorch does (momentum 0.1, unbiased variance in the
+ * running estimate); eval mode uses the running statistics.
  */
+import { BATCH_STATISTICS_RULE } from "../autodiff/mod.ts";
 import { formatShape, type Tensor } from "../onnx/graph.ts";
 import * as ops from "../onnx/ops.ts";
 import { constantInit } from "./init.ts";
+import { relu } from "./layers.ts";
 import type { Module } from "./module.ts";
 
 /** Options of {@link batchNorm}. */
@@ -51,12 +54,25 @@ export function batchNorm(m: Module, x: Tensor, options: BatchNormOptions = {}):
     return ops.add(ops.mul(x, perChannel(scale)), perChannel(shift), m.nodeName("bn_eval"));
   }
 
+  // Batch statistics by primitive ops (two passes: mean, then Σ(x − mean)²), normalization by
+  // BatchNormalization in inference form, which both ORT providers run. The node's gradient is
+  // the composite rule BATCH_STATISTICS_RULE: the backward keeps only x and the statistics.
   const axes = x.rank === 4 ? [0, 2, 3] : [0];
   const mean = ops.reduceMean(x, axes, true);
-  const centered = ops.sub(x, mean);
-  const variance = ops.reduceMean(ops.mul(centered, centered), axes, true);
-  const scale = ops.div(perChannel(weight), ops.sqrt(ops.add(variance, eps)));
-  const y = ops.add(ops.mul(centered, scale), perChannel(bias), m.nodeName("bn_train"));
+  const variance = ops.div(
+    ops.reduceSumSquare(ops.sub(x, mean), axes, true),
+    ops.countOver(x, axes),
+  );
+  const y = ops.batchNormalization(
+    x,
+    weight,
+    bias,
+    ops.reshape(mean, [channels]),
+    ops.reshape(variance, [channels]),
+    eps,
+    m.nodeName("bn_train"),
+  );
+  y.producer!.gradRule = BATCH_STATISTICS_RULE;
 
   const g = m.graph;
   const batchMean = ops.reshape(g.stopGradient(mean), [channels]);
@@ -70,6 +86,26 @@ export function batchNorm(m: Module, x: Tensor, options: BatchNormOptions = {}):
   m.addUpdate(runningMean, newMean);
   m.addUpdate(runningVar, newVar);
   return y;
+}
+
+/**
+ * ReLU(BN(x)) with BN under module `bn` and the ReLU named under `m`. In
+ * train mode the backward recomputes the output from x and the batch
+ * statistics (one BatchNormalization and one ReLU pass) where it reads it —
+ * the ReLU mask and the next layer's weight gradient — instead of keeping
+ * it from the forward: a conv→BN→ReLU then keeps only its conv output (the
+ * BN backward reads that), where PyTorch keeps both.
+ */
+export function batchNormRelu(
+  m: Module,
+  bn: Module,
+  x: Tensor,
+  options: BatchNormOptions = {},
+): Tensor {
+  const y = batchNorm(bn, x, options);
+  const out = relu(m, y);
+  if (bn.train) y.producer!.recompute = out.producer!.recompute = true;
+  return out;
 }
 
 /** n/(n−1) for the n values reduced per channel: a constant when static, else computed from Shape. */

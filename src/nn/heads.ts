@@ -5,7 +5,7 @@
  * Layer names follow SDCLR's `proj_head` (`fc1`, `bn1`, ...) and torch's `fc`.
  */
 import type { Tensor } from "../onnx/graph.ts";
-import { batchNorm } from "./batchnorm.ts";
+import { batchNorm, batchNormRelu } from "./batchnorm.ts";
 import { constantInit } from "./init.ts";
 import { linear, relu } from "./layers.ts";
 import { build, type Built, type ForwardOptions, type Module } from "./module.ts";
@@ -102,16 +102,16 @@ export function head(m: Module, x: Tensor, config: HeadConfig): Tensor {
     case "simclr": {
       const hiddenDim = config.hiddenDim ?? inDim;
       let h = linear(m.child("fc1"), x, { outFeatures: hiddenDim });
-      h = relu(m, batchNorm(m.child("bn1"), h));
+      h = batchNormRelu(m, m.child("bn1"), h);
       h = linear(m.child("fc2"), h, { outFeatures: config.outDim ?? DEFAULT_OUT, bias: false });
       return batchNorm(m.child("bn2"), h);
     }
     case "sdclr": {
       const hiddenDim = config.hiddenDim ?? inDim;
       let h = linear(m.child("fc1"), x, { outFeatures: hiddenDim });
-      h = relu(m, batchNorm(m.child("bn1"), h));
+      h = batchNormRelu(m, m.child("bn1"), h);
       h = linear(m.child("fc2"), h, { outFeatures: hiddenDim, bias: false });
-      h = relu(m, batchNorm(m.child("bn2"), h));
+      h = batchNormRelu(m, m.child("bn2"), h);
       h = linear(m.child("fc3"), h, { outFeatures: config.outDim ?? DEFAULT_OUT, bias: false });
       return batchNorm(m.child("bn3"), h);
     }

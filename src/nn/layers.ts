@@ -7,6 +7,7 @@ import * as ops from "../onnx/ops.ts";
 import { kaimingNormalFanOut, torchDefaultBias, torchDefaultWeight } from "./init.ts";
 import type { Module } from "./module.ts";
 import type { InitRule } from "./params.ts";
+import { convAsGemm, prefersGemmConv } from "./conv_gemm.ts";
 
 /** Options of {@link conv2d}. */
 export interface Conv2dOptions {
@@ -55,13 +56,15 @@ export function conv2d(m: Module, x: Tensor, options: Conv2dOptions): Tensor {
   const bias = options.bias
     ? m.param("bias", [outChannels], "bias", torchDefaultBias(shape))
     : null;
-  return ops.conv(
-    x,
-    weight,
-    bias,
-    { strides: [stride, stride], pads: [padding, padding, padding, padding] },
-    m.nodeName("conv"),
-  );
+  const geometry = {
+    strides: [stride, stride] as [number, number],
+    pads: [padding, padding, padding, padding] as [number, number, number, number],
+  };
+  // Few output positions: one Gemm over the batch beats ORT's per-image Conv (conv_gemm.ts).
+  if (prefersGemmConv(x, [kernel, kernel], geometry)) {
+    return convAsGemm(x, weight, bias, geometry, m.nodeName("conv"));
+  }
+  return ops.conv(x, weight, bias, geometry, m.nodeName("conv"));
 }
 
 /** Options of {@link linear}. */

@@ -20,3 +20,4 @@ export * from "./layers.ts";
 export * from "./batchnorm.ts";
 export * from "./resnet.ts";
 export * from "./heads.ts";
+export * from "./conv_gemm.ts";

@@ -7,7 +7,7 @@
  * the last stage: [N, 512·width] (18/34) or [N, 2048·width] (50).
  */
 import { Graph, type Tensor } from "../onnx/graph.ts";
-import { batchNorm } from "./batchnorm.ts";
+import { batchNorm, batchNormRelu } from "./batchnorm.ts";
 import {
   conv2d,
   globalAvgPool,
@@ -89,7 +89,7 @@ function downsample(m: Module, x: Tensor, outChannels: number, stride: number): 
 
 function basicBlock(m: Module, x: Tensor, planes: number, stride: number): Tensor {
   let out = conv2d(m.child("conv1"), x, { outChannels: planes, kernel: 3, stride, padding: 1 });
-  out = relu(m, batchNorm(m.child("bn1"), out));
+  out = batchNormRelu(m, m.child("bn1"), out);
   out = conv2d(m.child("conv2"), out, { outChannels: planes, kernel: 3, padding: 1 });
   out = batchNorm(m.child("bn2"), out);
   const identity = stride !== 1 || x.shape[1] !== planes
@@ -101,9 +101,9 @@ function basicBlock(m: Module, x: Tensor, planes: number, stride: number): Tenso
 function bottleneck(m: Module, x: Tensor, planes: number, stride: number): Tensor {
   const outChannels = planes * EXPANSION.bottleneck;
   let out = conv2d(m.child("conv1"), x, { outChannels: planes, kernel: 1 });
-  out = relu(m, batchNorm(m.child("bn1"), out));
+  out = batchNormRelu(m, m.child("bn1"), out);
   out = conv2d(m.child("conv2"), out, { outChannels: planes, kernel: 3, stride, padding: 1 });
-  out = relu(m, batchNorm(m.child("bn2"), out));
+  out = batchNormRelu(m, m.child("bn2"), out);
   out = conv2d(m.child("conv3"), out, { outChannels, kernel: 1 });
   out = batchNorm(m.child("bn3"), out);
   const identity = stride !== 1 || x.shape[1] !== outChannels
@@ -127,10 +127,10 @@ export function resnet(m: Module, x: Tensor, config: ResNetConfig): Tensor {
   let h = config.normalize ? normalizeInput(x, config.normalize) : x;
   if (config.stem === "cifar") {
     h = conv2d(m.child("conv1"), h, { outChannels: base, kernel: 3, stride: 1, padding: 1 });
-    h = relu(m, batchNorm(m.child("bn1"), h));
+    h = batchNormRelu(m, m.child("bn1"), h);
   } else {
     h = conv2d(m.child("conv1"), h, { outChannels: base, kernel: 7, stride: 2, padding: 3 });
-    h = relu(m, batchNorm(m.child("bn1"), h));
+    h = batchNormRelu(m, m.child("bn1"), h);
     h = maxPool2d(m, h, 3, 2, 1);
   }
   const block = spec.block === "basic" ? basicBlock : bottleneck;

@@ -57,6 +57,21 @@ export interface Node {
   attrs: Record<string, AttrValue>;
   /** Set on the Identity that marks values as constants for the gradient. */
   stopGradient?: boolean;
+  /**
+   * Name of a registered gradient rule that replaces the op type's own for
+   * this node (a composite with a hand-written backward, as JAX's
+   * custom_vjp): e.g. a BatchNormalization fed its own input's batch
+   * statistics. Exported in the node's doc string.
+   */
+  gradRule?: string;
+  /**
+   * The backward recomputes this node's outputs from its inputs where a
+   * gradient rule reads them, instead of keeping them alive from the forward
+   * (rematerialization, as JAX's checkpoint policies): for cheap elementwise
+   * nodes whose outputs are as large as their kept inputs. Exported in the
+   * node's doc string.
+   */
+  recompute?: boolean;
 }
 
 /** Options of {@link Graph.node}. */

@@ -163,6 +163,22 @@ export function conv(
   return g(x).op("Conv", bias ? [x, w, bias] : [x, w], attrs, name);
 }
 
+/**
+ * BatchNormalization in inference form over channel axis 1 of `x`:
+ * (x − mean)/√(variance + epsilon)·scale + bias, all four per channel ([C]).
+ */
+export function batchNormalization(
+  x: Tensor,
+  scale: Tensor,
+  bias: Tensor,
+  mean: Tensor,
+  variance: Tensor,
+  epsilon: number,
+  name?: string,
+): Tensor {
+  return g(x).op("BatchNormalization", [x, scale, bias, mean, variance], { epsilon }, name);
+}
+
 /** Transposed convolution. */
 export function convTranspose(
   x: Tensor,
@@ -249,6 +265,27 @@ export const reduceMin = (x: Tensor, axes?: number[], keepdims = true) =>
 /** √(Σ x²) over axes. */
 export const reduceL2 = (x: Tensor, axes?: number[], keepdims = true) =>
   g(x).op("ReduceL2", [x], reduceAttrs(axes, keepdims));
+
+/**
+ * Number of entries of `x` over `axes`: a number when those dims are static,
+ * else a scalar of x's dtype computed from its Shape.
+ */
+export function countOver(x: Tensor, axes: number[]): number | Tensor {
+  let known = 1;
+  let count: Tensor | undefined;
+  let shape: Tensor | undefined;
+  for (const a of axes) {
+    const d = x.shape[a < 0 ? a + x.rank : a];
+    if (typeof d === "number") {
+      known *= d;
+      continue;
+    }
+    shape ??= g(x).op("Shape", [x]);
+    const size = cast(gather(shape, g(x).constant(a, "int64", []), 0), x.dtype);
+    count = count ? mul(count, size) : size;
+  }
+  return count ? (known === 1 ? count : mul(count, known)) : known;
+}
 
 /** Softmax along an axis. */
 export const softmax = (x: Tensor, axis = -1) => g(x).op("Softmax", [x], { axis });

@@ -26,6 +26,29 @@ const FLOAT_ATTRS = new Set([
   "ratio",
 ]);
 const STOP_GRADIENT_DOC = "stopGradient";
+/** Doc-string entry of a node with its own gradient rule (see Node.gradRule). */
+const GRAD_RULE_DOC = "gradRule=";
+/** Doc-string entry of a node the backward recomputes (see Node.recompute). */
+const RECOMPUTE_DOC = "recompute";
+
+/** The autodiff flags of a node as its doc string: entries joined by ";". */
+function flagsDoc(n: Node): string | undefined {
+  const entries = [
+    ...(n.stopGradient ? [STOP_GRADIENT_DOC] : []),
+    ...(n.gradRule ? [`${GRAD_RULE_DOC}${n.gradRule}`] : []),
+    ...(n.recompute ? [RECOMPUTE_DOC] : []),
+  ];
+  return entries.length > 0 ? entries.join(";") : undefined;
+}
+
+/** Sets the flags a doc string written by {@link flagsDoc} holds. */
+function readFlagsDoc(n: Node, doc: string | null | undefined): void {
+  for (const entry of doc?.split(";") ?? []) {
+    if (entry === STOP_GRADIENT_DOC) n.stopGradient = true;
+    else if (entry === RECOMPUTE_DOC) n.recompute = true;
+    else if (entry.startsWith(GRAD_RULE_DOC)) n.gradRule = entry.slice(GRAD_RULE_DOC.length);
+  }
+}
 
 type AttrProto = onnxProto.onnx.IAttributeProto;
 const AT = onnx.AttributeProto.AttributeType;
@@ -116,7 +139,7 @@ function graphProto(graph: Graph, options: ExportOptions): onnxProto.onnx.IGraph
       input: n.inputs.map((t) => (t ? t.name : "")),
       output: n.outputs.map((t) => t.name),
       attribute: Object.entries(n.attrs).map(([k, v]) => attrProto(k, v, options)),
-      docString: n.stopGradient ? STOP_GRADIENT_DOC : undefined,
+      docString: flagsDoc(n),
     })),
     input: graph.inputs.map((t) => valueInfo(t)),
     output: graph.outputs.map((t) => valueInfo(t)),
@@ -227,7 +250,7 @@ function graphFromProto(gp: onnxProto.onnx.IGraphProto, where: string): Graph {
       outputs: outNames.length,
       outputNames: outNames,
     });
-    if (np.docString === STOP_GRADIENT_DOC) outs[0].producer!.stopGradient = true;
+    readFlagsDoc(outs[0].producer!, np.docString);
     outs.forEach((t, k) => {
       t.name = outNames[k];
       byName.set(outNames[k], t);

@@ -240,6 +240,31 @@ function conv(c: RuleContext): ValueInfo[] {
   return pool(ctx, w.shape[0]);
 }
 
+/**
+ * BatchNormalization in inference form (training_mode 0): per-channel mean,
+ * variance, scale and bias of shape [C] given as inputs. Training mode is
+ * refused: ORT's CUDA provider does not run it, so batch statistics are
+ * computed with primitive ops and passed in as mean and variance.
+ */
+function batchNormalization(c: RuleContext): ValueInfo[] {
+  const x = c.in(0);
+  if (c.int("training_mode", 0) !== 0) {
+    c.fail(
+      "training_mode 1 is not supported (ORT's CUDA provider lacks it); pass the batch mean and variance as inputs 3 and 4",
+    );
+  }
+  if (c.outputCount !== 1) c.fail(`expected 1 output, got ${c.outputCount}`);
+  if (x.rank < 2) c.fail(`input must be [N, C, ...], got rank ${x.rank}`);
+  sameDtypes(c, 0, 1, 2, 3, 4);
+  for (let k = 1; k <= 4; k++) {
+    const t = c.in(k);
+    if (t.rank !== 1 || !same(t.shape[0], x.shape[1])) {
+      c.fail(`input ${k} (${t.name}) must have shape [${x.shape[1]}], got ${fmt(t.shape)}`);
+    }
+  }
+  return [{ dtype: x.dtype, shape: [...x.shape] }];
+}
+
 function convTranspose(c: RuleContext): ValueInfo[] {
   const x = c.in(0);
   const w = c.in(1);
@@ -649,6 +674,7 @@ const RULES: Record<string, (c: RuleContext) => ValueInfo[]> = {
   Gemm: gemm,
   Conv: conv,
   ConvTranspose: convTranspose,
+  BatchNormalization: batchNormalization,
   // Output 1 (Indices): flat positions of the maxima in the input, int64.
   MaxPool: (c) => pool(c).flatMap((y) => [y, { dtype: "int64" as DType, shape: [...y.shape] }]),
   AveragePool: (c) => pool(c),

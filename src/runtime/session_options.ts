@@ -107,6 +107,7 @@ export function ortSessionOptions(options: SessionOptions): ort.InferenceSession
     interOpNumThreads: 1,
     executionMode: "sequential",
     enableCpuMemArena: options.memoryArena ?? true,
+    enableMemPattern: options.memoryPattern ?? false,
     executionProviders: device === "cuda"
       ? [{ name: "cuda", deviceId: options.deviceId ?? 0 }, "cpu"]
       : ["cpu"],
@@ -122,6 +123,7 @@ export interface RuntimeConfig {
   use_tf32?: unknown;
   prefer_nhwc?: unknown;
   memory_arena?: unknown;
+  memory_pattern?: unknown;
   arena_extend_strategy?: unknown;
 }
 
@@ -133,6 +135,7 @@ const RUNTIME_KEYS = [
   "use_tf32",
   "prefer_nhwc",
   "memory_arena",
+  "memory_pattern",
   "arena_extend_strategy",
 ];
 
@@ -164,7 +167,7 @@ function nonNegativeInt(key: string, value: unknown): number {
 /**
  * Session options from a config's runtime keys:
  * `{device, threads, device_id, cudnn_conv_algo_search, use_tf32, prefer_nhwc,
- * memory_arena, arena_extend_strategy}`; all optional. `device` must already
+ * memory_arena, memory_pattern, arena_extend_strategy}`; all optional. `device` must already
  * be resolved to "cpu" or "cuda" (see resolveDevice for "auto"). Throws an
  * Error naming the key and the value for anything else.
  */
@@ -201,6 +204,9 @@ export function sessionOptionsFromConfig(config: RuntimeConfig): SessionOptions 
   }
   if (config.memory_arena !== undefined) {
     options.memoryArena = boolean("memory_arena", config.memory_arena);
+  }
+  if (config.memory_pattern !== undefined) {
+    options.memoryPattern = boolean("memory_pattern", config.memory_pattern);
   }
   if (config.arena_extend_strategy !== undefined) {
     options.arenaExtendStrategy = oneOf(

@@ -63,6 +63,8 @@ export function copyGraph(
       });
       outputs.forEach((t, k) => (t.name = names[k]));
       if (node.stopGradient) outputs[0].producer!.stopGradient = true;
+      if (node.gradRule) outputs[0].producer!.gradRule = node.gradRule;
+      if (node.recompute) outputs[0].producer!.recompute = true;
     }
     if (outputs.length !== node.outputs.length) {
       throw new Error(

@@ -130,24 +130,48 @@ function padForWindows(x: Tensor, hAxis: number, geo: Conv2dGeometry): Tensor {
   return out;
 }
 
-/** The kh·kw strided windows of a padded input, in kernel order, each [.., OH, OW, ..]. */
-function windowSlices(xp: Tensor, hAxis: number, geo: Conv2dGeometry): Tensor[] {
-  const [kh, kw] = geo.kernel;
+/**
+ * The strided window of kernel tap (i, j) of a padded input, [.., OH, OW, ..];
+ * `batch` [axis, begin, end] also cuts a range of images along that axis.
+ */
+function windowSlice(
+  xp: Tensor,
+  hAxis: number,
+  geo: Conv2dGeometry,
+  i: number,
+  j: number,
+  batch?: [number, number, number],
+): Tensor {
   const [dh, dw] = geo.dilations;
   const [sh, sw] = geo.strides;
   const [oh, ow] = geo.outSize;
-  const out: Tensor[] = [];
-  for (let i = 0; i < kh; i++) {
-    for (let j = 0; j < kw; j++) {
-      const starts = [i * dh, j * dw];
-      const ends = [i * dh + (oh - 1) * sh + 1, j * dw + (ow - 1) * sw + 1];
-      const full = starts[0] === 0 && starts[1] === 0 && sh === 1 && sw === 1 &&
-        xp.shape[hAxis] === ends[0] && xp.shape[hAxis + 1] === ends[1];
-      if (full) out.push(xp);
-      else if (sh === 1 && sw === 1) out.push(ops.slice(xp, starts, ends, [hAxis, hAxis + 1]));
-      else out.push(ops.slice(xp, starts, ends, [hAxis, hAxis + 1], [sh, sw]));
-    }
+  const starts = [i * dh, j * dw];
+  const ends = [i * dh + (oh - 1) * sh + 1, j * dw + (ow - 1) * sw + 1];
+  const full = starts[0] === 0 && starts[1] === 0 && sh === 1 && sw === 1 &&
+    xp.shape[hAxis] === ends[0] && xp.shape[hAxis + 1] === ends[1];
+  const batchCut = batch && !(batch[1] === 0 && batch[2] === xp.shape[batch[0]]);
+  if (full && !batchCut) return xp;
+  const axes = [hAxis, hAxis + 1];
+  const steps = [sh, sw];
+  if (batchCut) {
+    starts.unshift(batch[1]);
+    ends.unshift(batch[2]);
+    axes.unshift(batch[0]);
+    steps.unshift(1);
   }
+  if (sh === 1 && sw === 1) return ops.slice(xp, starts, ends, axes);
+  return ops.slice(xp, starts, ends, axes, steps);
+}
+
+/** The kh·kw strided windows of a padded input, in kernel order, each [.., OH, OW, ..]. */
+function windowSlices(xp: Tensor, hAxis: number, geo: Conv2dGeometry): Tensor[] {
+  return kernelTaps(geo).map(([i, j]) => windowSlice(xp, hAxis, geo, i, j));
+}
+
+/** The kernel taps (i, j) in kernel order. */
+function kernelTaps(geo: Conv2dGeometry): [number, number][] {
+  const out: [number, number][] = [];
+  for (let i = 0; i < geo.kernel[0]; i++) for (let j = 0; j < geo.kernel[1]; j++) out.push([i, j]);
   return out;
 }
 
@@ -363,6 +387,14 @@ function phaseConvInputGrad(dy: Tensor, w: Tensor, geo: Conv2dGeometry): Tensor 
     : interleaved;
 }
 
+/** `blocks` nearly equal [begin, end) ranges covering 0..n. */
+function batchRanges(n: number, blocks: number): [number, number][] {
+  const size = Math.ceil(n / Math.max(1, blocks));
+  const out: [number, number][] = [];
+  for (let start = 0; start < n; start += size) out.push([start, Math.min(n, start + size)]);
+  return out;
+}
+
 /**
  * Weight gradient dL/dw [K, C/g, kh, kw] of `y = conv(x, w)`.
  * - `im2colGemm`: windows of the channel-first input stacked to
@@ -376,7 +408,8 @@ function phaseConvInputGrad(dy: Tensor, w: Tensor, geo: Conv2dGeometry): Tensor 
  *   per tap, then as `batchedMatMul` (group 1).
  *
  * `batchBlocks` > 1 splits a static batch into that many blocks, computes each
- * block's gradient with `strategy`, and sums them.
+ * block's gradient with `strategy`, and sums them (im2colGemm cuts its blocks
+ * from one transposed, padded copy of the input).
  */
 export function convWeightGrad(
   x: Tensor,
@@ -385,16 +418,15 @@ export function convWeightGrad(
   strategy: WeightGradStrategy,
   batchBlocks = 1,
 ): Tensor {
-  if (batchBlocks > 1) {
-    const n = staticDim(x, 0, "batch size");
-    const size = Math.ceil(n / batchBlocks);
-    const parts: Tensor[] = [];
-    for (let start = 0; start < n; start += size) {
-      const end = Math.min(n, start + size);
-      const xs = ops.slice(x, [start], [end], [0]);
-      const dys = ops.slice(dy, [start], [end], [0]);
-      parts.push(convWeightGrad(xs, dys, geo, strategy));
-    }
+  if (batchBlocks > 1 && strategy !== "im2colGemm") {
+    const parts = batchRanges(staticDim(x, 0, "batch size"), batchBlocks).map(([start, end]) =>
+      convWeightGrad(
+        ops.slice(x, [start], [end], [0]),
+        ops.slice(dy, [start], [end], [0]),
+        geo,
+        strategy,
+      )
+    );
     return parts.length === 1 ? parts[0] : x.graph.op("Sum", parts);
   }
   const c = geo.inChannels;
@@ -408,10 +440,29 @@ export function convWeightGrad(
   }
   switch (strategy) {
     case "im2colGemm": {
+      // Windows stacked tap-major ([(tap, c), images·OH·OW]), one Gemm per block of images
+      // cut from the one transposed, padded copy of x; the [K, (tap, c)] sums are reordered.
       const xp = padForWindows(ops.transpose(x, [1, 0, 2, 3]), 2, geo);
-      const cols = ops.reshape(stack(windowSlices(xp, 2, geo), 1), [c * t, -1]);
       const dyT = ops.reshape(ops.transpose(dy, [1, 0, 2, 3]), [k, -1]);
-      return ops.reshape(ops.gemm(dyT, cols, null, { transB: true }), [k, c, kh, kw]);
+      const n = x.shape[0];
+      const ranges = typeof n === "number" ? batchRanges(n, batchBlocks) : [undefined];
+      const parts = ranges.map((range) => {
+        const windows = kernelTaps(geo).map(([i, j]) =>
+          windowSlice(xp, 2, geo, i, j, range && [1, range[0], range[1]])
+        );
+        const cols = ops.reshape(windows.length === 1 ? windows[0] : ops.concat(windows, 0), [
+          t * c,
+          -1,
+        ]);
+        const dyBlock = range && ranges.length > 1
+          ? ops.slice(dyT, [range[0] * oh * ow], [range[1] * oh * ow], [1])
+          : dyT;
+        return ops.gemm(dyBlock, cols, null, { transB: true });
+      });
+      const summed = parts.length === 1 ? parts[0] : x.graph.op("Sum", parts);
+      return t === 1
+        ? ops.reshape(summed, [k, c, kh, kw])
+        : ops.transpose(ops.reshape(summed, [k, kh, kw, c]), [0, 3, 1, 2]);
     }
     case "im2colNhwcGemm": {
       const xp = padForWindows(ops.transpose(x, [0, 2, 3, 1]), 1, geo);
@@ -425,10 +476,11 @@ export function convWeightGrad(
       return ops.transpose(ops.reshape(dw, [k, kh, kw, c]), [0, 3, 1, 2]);
     }
     case "tapGemm": {
+      // Each window is sliced right before its Gemm, so one window at a time is alive.
       const xp = padForWindows(ops.transpose(x, [1, 0, 2, 3]), 2, geo);
       const dyT = ops.reshape(ops.transpose(dy, [1, 0, 2, 3]), [k, -1]);
-      const perTap = windowSlices(xp, 2, geo).map((win) =>
-        ops.gemm(dyT, ops.reshape(win, [c, -1]), null, { transB: true })
+      const perTap = kernelTaps(geo).map(([i, j]) =>
+        ops.gemm(dyT, ops.reshape(windowSlice(xp, 2, geo, i, j), [c, -1]), null, { transB: true })
       );
       return ops.reshape(stack(perTap, 2), [k, c, kh, kw]);
     }
@@ -522,6 +574,30 @@ export function chooseWeightGradStrategy(geo: Conv2dGeometry): WeightGradStrateg
   return "im2colGemm";
 }
 
+/**
+ * Largest window matrix (the im2col copy of the input) one weight-gradient
+ * block may build, in bytes. Bigger batches are split into blocks whose
+ * gradients are summed, so the transient copies (the windows, their
+ * concatenation) stay near this size instead of growing to 18× a stage-1
+ * activation (2.4 GB for ResNet-18 at 512 views).
+ */
+export const WEIGHT_GRAD_WINDOW_BUDGET = 64 * 2 ** 20;
+
+/** Batch blocks for the weight gradient of `x` under {@link WEIGHT_GRAD_WINDOW_BUDGET} (1 for a symbolic batch). */
+export function weightGradBlocks(
+  x: Tensor,
+  geo: Conv2dGeometry,
+  strategy: WeightGradStrategy,
+  budget = WEIGHT_GRAD_WINDOW_BUDGET,
+): number {
+  const n = x.shape[0];
+  if (typeof n !== "number") return 1;
+  const perImage = geo.inChannels * geo.outSize[0] * geo.outSize[1] *
+    (strategy === "tapGemm" || strategy === "swappedConv" ? 1 : taps(geo)) *
+    (x.dtype === "float64" ? 8 : x.dtype === "float16" ? 2 : 4);
+  return Math.min(n, Math.max(1, Math.ceil((perImage * n) / budget)));
+}
+
 function convGrad(
   x: Tensor,
   w: Tensor,
@@ -531,7 +607,8 @@ function convGrad(
 ) {
   const geo = conv2dGeometry(x, w, attrs);
   const dx = convInputGrad(dy, w, geo, chooseInputGradStrategy(geo));
-  const dw = convWeightGrad(x, dy, geo, chooseWeightGradStrategy(geo));
+  const strategy = chooseWeightGradStrategy(geo);
+  const dw = convWeightGrad(x, dy, geo, strategy, weightGradBlocks(x, geo, strategy));
   const db = hasBias ? ops.reduceSum(dy, [0, 2, 3], false) : undefined;
   return [dx, dw, db];
 }

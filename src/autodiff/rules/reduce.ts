@@ -39,21 +39,7 @@ function outputKept(node: Node): Tensor {
 
 /** Number of entries reduced into each output value: a number, or a tensor when a reduced dim is symbolic. */
 function reducedCount(node: Node): number | Tensor {
-  const x = node.inputs[0]!;
-  let known = 1;
-  let shape: Tensor | undefined;
-  let count: Tensor | undefined;
-  for (const a of reducedAxes(node)) {
-    const d = x.shape[a];
-    if (typeof d === "number") {
-      known *= d;
-      continue;
-    }
-    shape ??= x.graph.op("Shape", [x]);
-    const size = ops.cast(ops.gather(shape, x.graph.constant(a, "int64", []), 0), x.dtype);
-    count = count ? ops.mul(count, size) : size;
-  }
-  return count ? (known === 1 ? count : ops.mul(count, known)) : known;
+  return ops.countOver(node.inputs[0]!, reducedAxes(node));
 }
 
 /** ReduceMax and ReduceMin: ties share the gradient equally, as in tinygrad and JAX. */

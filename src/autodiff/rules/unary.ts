@@ -28,7 +28,8 @@ function softmaxAxis(node: Node): number {
 /** Rules for Abs, Relu, LeakyRelu, Sigmoid, Tanh, Reciprocal, Sin, Cos, Clip, Cast, Softmax, LogSoftmax. */
 export const UNARY_RULES: Record<string, GradRule> = {
   Abs: ({ inputs: [x] }, [dy]) => [ops.mul(dy!, ops.sign(x!))],
-  Relu: ({ inputs: [x] }, [dy]) => [maskGrad(ops.greater(x!, 0), dy!)],
+  // From the output (y > 0 exactly where x > 0): the next layer keeps y anyway, x need not live on.
+  Relu: ({ outputs: [y] }, [dy]) => [maskGrad(ops.greater(y, 0), dy!)],
   LeakyRelu: (node, [dy]) => {
     const alpha = floatAttr(node, "alpha", 0.01);
     return [ops.where(ops.greater(node.inputs[0]!, 0), dy!, ops.mul(dy!, alpha))];
