@@ -5,11 +5,17 @@
  */
 import { isAbsolute, join } from "node:path";
 import type { ExperimentConfig } from "../config/mod.ts";
-import { loadCifar } from "../data/cifar.ts";
+import { findCifarFiles, loadCifar } from "../data/cifar.ts";
 import { cachedDataset } from "../data/cache.ts";
 import { checkDataset, type ImageDataset, subsetDataset } from "../data/dataset.ts";
 import { loadImageFolder, loadImageList } from "../data/image_folder.ts";
 import { readIndexNpy } from "../data/npy.ts";
+import {
+  datasetFingerprint,
+  fileChecksums,
+  knownFingerprint,
+  type SetFingerprint,
+} from "../data/provenance.ts";
 
 /** Every data set a run may need (null where the config names none). */
 export interface ExperimentData {
@@ -102,4 +108,50 @@ export async function loadExperimentData(config: ExperimentConfig): Promise<Expe
     test,
     classes: data.num_classes ?? trainAll.classes.length,
   };
+}
+
+/** Provenance of a run's data (the `data` entry of the run log). */
+export interface DataProvenance {
+  dir: string;
+  /** SHA-256 of each CIFAR batch file read (other data sets: empty, see the fingerprints). */
+  files: Record<string, string>;
+  /** Fingerprints of the decoded sets: the whole training set, the pretraining and probe-training sets, the test set. */
+  full: SetFingerprint;
+  pretrain: SetFingerprint;
+  train: SetFingerprint;
+  test: SetFingerprint;
+  /** What the whole training set is when its fingerprint is a known one, else null. */
+  known: string | null;
+}
+
+/** Checksums of the data files and fingerprints of the decoded sets of a run. */
+export async function experimentProvenance(
+  config: ExperimentConfig,
+  data: ExperimentData,
+): Promise<DataProvenance> {
+  const { dataset, dir } = config.data;
+  let files: Record<string, string> = {};
+  if (dataset === "cifar10" || dataset === "cifar100") {
+    for (const split of ["train", "test"] as const) {
+      const found = await findCifarFiles({ dataset, split, dir });
+      files = { ...files, ...(await fileChecksums(found.files)) };
+    }
+  }
+  const full = datasetFingerprint(data.full);
+  return {
+    dir,
+    files,
+    full,
+    pretrain: data.pretrain === data.full ? full : datasetFingerprint(data.pretrain),
+    train: data.train === data.full ? full : datasetFingerprint(data.train),
+    test: datasetFingerprint(data.test),
+    known: knownFingerprint(full),
+  };
+}
+
+/** One line for the console: the data folder and what its training set is. */
+export function describeProvenance(p: DataProvenance): string {
+  const what = p.known ??
+    `not a data set this toolkit knows (training-set fingerprint ${p.full.sha256.slice(0, 12)}…)`;
+  return `data: ${p.dir}: ${what}`;
 }

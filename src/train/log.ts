@@ -6,6 +6,7 @@
 import * as ort from "onnxruntime-node";
 import type { LoadedConfig } from "../config/mod.ts";
 import type { SessionOptions } from "../runtime/session.ts";
+import type { DataProvenance } from "./experiment_data.ts";
 import { writeTextAtomic } from "../util/atomic.ts";
 import type { EpochRecord, EvaluationRecord, RunProgress } from "./run_state.ts";
 
@@ -30,6 +31,11 @@ export interface ExperimentLog {
   evaluations: EvaluationRecord[];
   /** The same evaluation of the encoder at its random initialization (epoch -1), if asked for. */
   random_init_evaluation: EvaluationRecord | null;
+  /**
+   * Which data the run saw: SHA-256 of the data files and fingerprints of the decoded sets
+   * (so that the JPEG-rebuilt CIFAR-10 is never taken for the official archive).
+   */
+  data: DataProvenance | null;
   environment: Record<string, unknown>;
 }
 
@@ -40,6 +46,7 @@ export function buildExperimentLog(
   status: string,
   wallSeconds: number,
   session: SessionOptions,
+  data: DataProvenance | null = null,
 ): ExperimentLog {
   const history = progress.history;
   return {
@@ -59,6 +66,7 @@ export function buildExperimentLog(
     epochs: history,
     evaluations: progress.evaluations,
     random_init_evaluation: progress.randomInitEvaluation ?? null,
+    data,
     environment: {
       deno: Deno.version.deno,
       onnxruntime: ort.env.versions?.common ?? "unknown",

@@ -26,7 +26,7 @@ import { exists } from "../data/files.ts";
 import { ProgressBar } from "../util/progress.ts";
 import { Rng } from "../util/rng.ts";
 import { type Evaluator, evaluatorFor } from "./evaluate.ts";
-import { loadExperimentData } from "./experiment_data.ts";
+import { describeProvenance, experimentProvenance, loadExperimentData } from "./experiment_data.ts";
 import { buildExperimentLog, type ExperimentLog } from "./log.ts";
 import { writeRunOutputs } from "../report/run_outputs.ts";
 import { configHash, makeRunFolders, runPaths } from "./paths.ts";
@@ -78,6 +78,8 @@ export async function runExperiment(
   makeRunFolders(paths);
   const hash = configHash(loaded);
   const data = await loadExperimentData(config);
+  const provenance = await experimentProvenance(config, data);
+  console.error(describeProvenance(provenance));
   const batch = config.train.batch_size;
   const loader = new EpochLoader({
     dataset: data.pretrain,
@@ -147,7 +149,7 @@ export async function runExperiment(
   const earlierSessions = progress.elapsedSeconds;
   const elapsed = () => earlierSessions + (performance.now() - sessionStart) / 1000;
   const log = (status: string) =>
-    buildExperimentLog(loaded, progress, status, elapsed(), options.session);
+    buildExperimentLog(loaded, progress, status, elapsed(), options.session, provenance);
   let stopRequested = false;
   const onSignal = () => (stopRequested = true);
   Deno.addSignalListener("SIGINT", onSignal);
