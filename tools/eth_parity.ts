@@ -8,6 +8,7 @@
  * deno run -A tools/eth_parity.ts probe CONFIG --features F.safetensors --out R.json [--seed S]
  * deno run -A tools/eth_parity.ts trajectory CONFIG --data-dir D --steps K --out DIR [--batch B] [--limit N]
  * deno run -A tools/eth_parity.ts augment CONFIG --data-dir D --images N --draws R --out F.safetensors
+ * deno run -A tools/eth_parity.ts loader CONFIG [--limit 50000]
  * ```
  *
  * - `features`: eval-mode encoder features of the train and test sets (the
@@ -394,6 +395,49 @@ async function augment() {
   await augmenter.release();
 }
 
-const commands: Record<string, () => Promise<void>> = { features, probe, trajectory, augment };
+/** Steps per epoch, the last batch's size, each image once per epoch, a new order per epoch. */
+function loader() {
+  const count = int("limit", opts.limit, 50000);
+  const batch = config.train.batch_size;
+  const dataset = {
+    images: new Uint8Array(count * 3),
+    labels: new Int32Array(count),
+    count,
+    height: 1,
+    width: 1,
+    classes: ["x"],
+    source: "indices",
+  };
+  const epochs = new EpochLoader({
+    dataset,
+    batchSize: batch,
+    seed,
+    dropLast: config.train.drop_last,
+  });
+  const [e0, e1] = [epochs.batchIndices(0), epochs.batchIndices(1)];
+  const once = (bs: Int32Array[]) => {
+    const seen = bs.flatMap((b) => [...b]).sort((a, b) => a - b);
+    return seen.length === count && seen.every((v, i) => v === i);
+  };
+  const same = e0.every((b, k) => b.every((v, i) => v === e1[k][i]));
+  console.log(JSON.stringify({
+    count,
+    batch,
+    steps: e0.length,
+    last: e0[e0.length - 1].length,
+    each_once: once(e0) && once(e1),
+    epoch_orders_differ: !same,
+    first_batch_sorted: [...e0[0]].every((v, i, a) => i === 0 || a[i - 1] < v),
+  }));
+  return Promise.resolve();
+}
+
+const commands: Record<string, () => Promise<void>> = {
+  features,
+  probe,
+  trajectory,
+  augment,
+  loader,
+};
 if (!commands[command]) fail(USAGE);
 await commands[command]();
