@@ -376,22 +376,26 @@ def stratified_split(labels, test_size, seed):
 
 def fit_linear(x, y, classes, weight_decay, epochs, batch_size, lr, generator):
     """The ETH Classifier: nn.Linear (torch's default init), CrossEntropyLoss, Adam(lr, L2
-    weight_decay), shuffled batches with the last partial one kept. Returns the layer and the
-    mean loss of the last epoch."""
+    weight_decay), shuffled batches with the last partial one kept. The batches are those of
+    DataLoader(TensorDataset(x, y), batch_size, shuffle=True, generator=generator) (its
+    RandomSampler draws torch.randperm(n, generator=generator) every epoch), sliced directly
+    instead of gathered sample by sample. Returns the layer and the mean loss of the last epoch."""
     layer = nn.Linear(x.shape[1], classes)
     opt = torch.optim.Adam(layer.parameters(), lr=lr, weight_decay=float(weight_decay))
-    loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True, generator=generator)
+    n = len(y)
     last = float("nan")
     for _ in range(epochs):
-        total, count = 0.0, 0
-        for xb, yb in loader:
+        total = 0.0
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            xb, yb = x[idx], y[idx]
             loss = F.cross_entropy(layer(xb), yb)
             opt.zero_grad()
             loss.backward()
             opt.step()
             total += float(loss) * len(yb)
-            count += len(yb)
-        last = total / count
+        last = total / n
     return layer, last
 
 
