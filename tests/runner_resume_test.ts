@@ -56,6 +56,8 @@ interface LogSummary {
   scores: number[];
   baseline: number;
   status: string;
+  /** What the log says the training data is (provenance). */
+  data: string | null;
 }
 
 async function summary(dir: string): Promise<LogSummary> {
@@ -67,6 +69,7 @@ async function summary(dir: string): Promise<LogSummary> {
     scores: log.model_scores,
     baseline: log.random_init_evaluation?.accuracy,
     status: log.status,
+    data: log.data?.known ?? null,
   };
 }
 
@@ -128,6 +131,7 @@ Deno.test("kill -9 mid-run, then --resume: the final log equals an uninterrupted
   assertEquals(expected.status, "finished");
   assertEquals(expected.losses.length, 3);
   assertEquals(expected.scores.length, 2, "evaluated after epoch 2 and after the last epoch");
+  assert(expected.data?.startsWith("data/cifar10-mini"), `provenance: ${expected.data}`);
 
   const crashed = await runFolder();
   const child = cli(crashed);

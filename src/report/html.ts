@@ -8,6 +8,7 @@ import { stringify } from "yaml";
 import { CIFAR100_FINE_CLASSES, CIFAR10_CLASSES } from "../data/cifar_names.ts";
 import { barChartSvg, lineChartSvg, type Series } from "./plots.ts";
 import type { LogRecord } from "./read.ts";
+import type { DataProvenance } from "../train/experiment_data.ts";
 
 type Json = Record<string, unknown>;
 
@@ -433,6 +434,20 @@ table.numbers td { text-align: right; font-variant-numeric: tabular-nums; }
 pre { background: #f6f6f6; padding: .8em; overflow-x: auto; font-size: .85em; }
 `;
 
+/** The data provenance of a run: what its training set is, fingerprints, file checksums. */
+function dataTable(data: DataProvenance): string {
+  const rows: string[][] = [
+    ["data set", data.known ?? "unknown (see the fingerprints)"],
+    ["folder", data.dir],
+  ];
+  for (const set of ["full", "pretrain", "train", "test"] as const) {
+    const f = data[set];
+    if (f) rows.push([`${set} fingerprint`, `${f.sha256} (${f.count} images)`]);
+  }
+  for (const [name, sum] of Object.entries(data.files ?? {})) rows.push([`sha256 ${name}`, sum]);
+  return table(["", ""], rows, "summary");
+}
+
 /** The report of a log as one self-contained HTML page. */
 export async function renderReport(log: LogRecord): Promise<string> {
   const evals = evaluationPoints(log);
@@ -446,6 +461,7 @@ export async function renderReport(log: LogRecord): Promise<string> {
   if (last?.details) parts.push(await lastEvaluationSection(log, last));
   parts.push(await diagnosticsSection(log, epochAxisOf(log, evals)));
   parts.push(configSection(log));
+  if (log.data) parts.push(section("Data", dataTable(log.data)));
   if (log.environment) {
     parts.push(section(
       "Environment",

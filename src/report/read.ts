@@ -63,6 +63,7 @@ const LogSchema = z.looseObject({
   epochs: z.array(z.looseObject({ epoch: z.number() })).optional(),
   evaluations: z.array(evaluationRecord).optional(),
   random_init_evaluation: evaluationRecord.nullable().optional(),
+  data: mapping.nullable().optional(),
   environment: mapping.optional(),
 });
 

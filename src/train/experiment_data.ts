@@ -11,7 +11,7 @@
  */
 import { isAbsolute, join } from "node:path";
 import { type ExperimentConfig, splitReaders } from "../config/mod.ts";
-import { loadCifar } from "../data/cifar.ts";
+import { findCifarFiles, loadCifar } from "../data/cifar.ts";
 import { cachedDataset, cachedFullImages } from "../data/cache.ts";
 import { checkDataset, classCounts, type ImageDataset, subsetDataset } from "../data/dataset.ts";
 import {
@@ -31,6 +31,12 @@ import {
 import { readIndexNpy } from "../data/npy.ts";
 import { ProgressBar } from "../util/progress.ts";
 import type { DataCounts } from "./log.ts";
+import {
+  datasetFingerprint,
+  fileChecksums,
+  knownFingerprint,
+  type SetFingerprint,
+} from "../data/provenance.ts";
 
 /** Every data set a run reads (null where the config reads none). */
 export interface ExperimentData {
@@ -47,6 +53,8 @@ export interface ExperimentData {
   test: ImageDataset | null;
   /** Number of classes. */
   classes: number;
+  /** The whole official training set as read (CIFAR; null for image files), for the provenance. */
+  full: ImageDataset | null;
   /** Images per class in `evaluation.groups.reference_split` (null without groups). */
   groupCounts: number[] | null;
 }
@@ -138,6 +146,7 @@ async function loadCifarData(
     fewShot: need.fewShot ? await split(trainAll, data.dir, data.few_shot_split) : null,
     test: officialTest && ((await split(officialTest, data.dir, data.test_split)) ?? officialTest),
     classes,
+    full: trainAll,
     groupCounts: reference && classCounts(reference.labels, classes),
   };
 }
@@ -254,6 +263,7 @@ async function loadImageFolderData(config: ExperimentConfig): Promise<Experiment
       : null,
     test,
     classes,
+    full: null,
     groupCounts,
   };
 }
@@ -306,8 +316,62 @@ async function loadListData(config: ExperimentConfig): Promise<ExperimentData> {
       : null,
     test: need.test ? await evalList(data.test_split!) : null,
     classes,
+    full: null,
     groupCounts: reference
       ? classCounts((await entriesOf(reference)).entries.map((entry) => entry.label), classes)
       : null,
   };
+}
+
+/** Provenance of a run's data (the `data` entry of the run log). */
+export interface DataProvenance {
+  dir: string;
+  /** SHA-256 of each CIFAR batch file read (other data sets: empty, see the fingerprints). */
+  files: Record<string, string>;
+  /**
+   * Fingerprints of the decoded sets: the whole training set (CIFAR), the pretraining and
+   * probe-training sets, the test set (null where the run reads none).
+   */
+  full: SetFingerprint | null;
+  pretrain: SetFingerprint;
+  train: SetFingerprint | null;
+  test: SetFingerprint | null;
+  /** What the whole training set is when its fingerprint is a known one, else null. */
+  known: string | null;
+}
+
+/** Checksums of the data files and fingerprints of the decoded sets of a run. */
+export async function experimentProvenance(
+  config: ExperimentConfig,
+  data: ExperimentData,
+): Promise<DataProvenance> {
+  const { dataset, dir } = config.data;
+  let files: Record<string, string> = {};
+  if (dataset === "cifar10" || dataset === "cifar100") {
+    for (const split of ["train", "test"] as const) {
+      if (split === "test" && data.test === null) continue;
+      const found = await findCifarFiles({ dataset, split, dir });
+      files = { ...files, ...(await fileChecksums(found.files)) };
+    }
+  }
+  const full = data.full && datasetFingerprint(data.full);
+  const fingerprint = (set: ImageSource | null) =>
+    set === null ? null : set === data.full ? full : datasetFingerprint(set);
+  return {
+    dir,
+    files,
+    full,
+    pretrain: fingerprint(data.pretrain)!,
+    train: fingerprint(data.trainFull ?? data.train),
+    test: fingerprint(data.test),
+    known: full && knownFingerprint(full),
+  };
+}
+
+/** One line for the console: the data folder and what its training set is. */
+export function describeProvenance(p: DataProvenance): string {
+  const set = p.full ?? p.pretrain;
+  const what = p.known ??
+    `not a data set this toolkit knows (training-set fingerprint ${set.sha256.slice(0, 12)}…)`;
+  return `data: ${p.dir}: ${what}`;
 }

@@ -7,6 +7,7 @@ import * as ort from "onnxruntime-node";
 import { ethEffectiveConfig, type LoadedConfig } from "../config/mod.ts";
 import type { SessionOptions } from "../runtime/session.ts";
 import { resolveThreads } from "../runtime/threads.ts";
+import type { DataProvenance } from "./experiment_data.ts";
 import { writeTextAtomic } from "../util/atomic.ts";
 import type { EpochRecord, EvaluationRecord, RunProgress } from "./run_state.ts";
 
@@ -38,6 +39,11 @@ export interface ExperimentLog {
   notes: string[];
   /** Images of each data set the run read (null: not read). */
   data_counts: DataCounts | null;
+  /**
+   * Which data the run saw: SHA-256 of the data files and fingerprints of the decoded sets
+   * (so that the JPEG-rebuilt CIFAR-10 is never taken for the official archive).
+   */
+  data: DataProvenance | null;
   environment: Record<string, unknown>;
   /** Status `interrupted`: what stopped the run (a signal, or the tests' step limit). */
   interrupted_by?: "SIGINT" | "SIGTERM" | "stop_after_steps";
@@ -56,6 +62,8 @@ export interface DataCounts {
 export interface LogExtras {
   notes?: readonly string[];
   dataCounts?: DataCounts;
+  /** Which data the run saw (checksums and fingerprints). */
+  data?: DataProvenance;
 }
 
 /** Assembles the log of a run's progress. */
@@ -89,6 +97,7 @@ export function buildExperimentLog(
     random_init_evaluation: progress.randomInitEvaluation ?? null,
     notes: [...(extras.notes ?? [])],
     data_counts: extras.dataCounts ?? null,
+    data: extras.data ?? null,
     environment: {
       deno: Deno.version.deno,
       onnxruntime: ort.env.versions?.common ?? "unknown",

@@ -27,7 +27,12 @@ import { exists } from "../data/files.ts";
 import { ProgressBar } from "../util/progress.ts";
 import { Rng } from "../util/rng.ts";
 import { type Evaluator, evaluatorFor } from "./evaluate.ts";
-import { dataCounts, loadExperimentData } from "./experiment_data.ts";
+import {
+  dataCounts,
+  describeProvenance,
+  experimentProvenance,
+  loadExperimentData,
+} from "./experiment_data.ts";
 import { buildExperimentLog, type ExperimentLog } from "./log.ts";
 import { writeRunOutputs } from "../report/run_outputs.ts";
 import { configHash, makeRunFolders, runPaths } from "./paths.ts";
@@ -84,6 +89,8 @@ export async function runExperiment(
   makeRunFolders(paths);
   const hash = configHash(loaded);
   const data = await loadExperimentData(config);
+  const provenance = await experimentProvenance(config, data);
+  console.error(describeProvenance(provenance));
   const batch = config.train.batch_size;
   const loader = new EpochLoader({
     dataset: data.pretrain,
@@ -169,6 +176,7 @@ export async function runExperiment(
     buildExperimentLog(loaded, progress, status, elapsed(), options.session, {
       notes,
       dataCounts: dataCounts(data),
+      data: provenance,
     });
   // SIGINT and SIGTERM stop the run after the steps in flight, or at once during an
   // evaluation (which is then run again on --resume): checkpoint, log "interrupted".
