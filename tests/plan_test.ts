@@ -83,6 +83,24 @@ Deno.test("RandomThenConst: random μ in (begin, end], then const_value; a rerun
   assert(a.slice(201).every((e) => e.mu === 0.8), "const_value 0.8 after the random phase");
 });
 
+Deno.test("plan counts the images in data.dir (the quickstart's 2,000) and says when it assumes", async () => {
+  const quick = await captureStdout(() => main(["plan", "config/quickstart.yaml", "--json"]));
+  assertEquals(quick.code, 0);
+  const plan = JSON.parse(quick.out);
+  assertEquals([plan.pretrain_images, plan.pretrain_images_assumed], [2000, null]);
+  assertEquals(plan.iterations_per_epoch, 16, "2,000 images at batch 128, last partial kept");
+  const missing = await captureStdout(() =>
+    main(["plan", "config/quickstart.yaml", "--data-dir", "no/such/dir"])
+  );
+  assertEquals(missing.code, 0);
+  assert(
+    missing.out.includes(
+      "(50000 images assumed, the official size: no cifar10 training files in no/such/dir; batch 128)",
+    ),
+    missing.out,
+  );
+});
+
 Deno.test("plan on a bad config names the key and exits non-zero", async () => {
   const dir = await Deno.makeTempDir();
   const text = (await Deno.readTextFile("config/eth/experiment_1.yaml")).replace(

@@ -5,6 +5,7 @@
 import { type ExperimentConfig, loadConfig } from "../config/mod.ts";
 import { readIndexNpy } from "../data/npy.ts";
 import { readImageList } from "../data/image_folder.ts";
+import { type CifarName, cifarRecordBytes, findCifarFiles, loadCifar } from "../data/cifar.ts";
 import { dataPath } from "../train/experiment_data.ts";
 import { evaluationEpochs } from "../train/evaluate.ts";
 import { iterationsPerEpoch, muRng, planEpochs } from "../schedules/from_config.ts";
@@ -13,24 +14,48 @@ import { UsageError } from "./errors.ts";
 import { configOverrideOptions, overridesFromArgs } from "./overrides.ts";
 
 /** Official training-set sizes of the built-in data sets. */
-const TRAIN_SIZES: Record<string, number> = { cifar10: 50_000, cifar100: 50_000 };
+const TRAIN_SIZES: Record<CifarName, number> = { cifar10: 50_000, cifar100: 50_000 };
 
-/** Number of images the config pretrains on (reads the split file when one is named). */
-export async function pretrainImageCount(config: ExperimentConfig): Promise<number> {
+/** How many images a config pretrains on, and where that number comes from. */
+export interface PretrainImages {
+  count: number;
+  /** Said after the count when it is not read from the data: why. */
+  assumed?: string;
+}
+
+/**
+ * Number of images the config pretrains on: the split file's length when one is named, else the
+ * records in data.dir's training files (a subset such as data/cifar10-mini is counted as it is),
+ * else the official size, said as assumed.
+ */
+export async function pretrainImageCount(config: ExperimentConfig): Promise<PretrainImages> {
   const { data } = config;
   if (data.pretrain_split) {
     const path = dataPath(data.dir, data.pretrain_split);
-    if (data.dataset === "list") return (await readImageList(path, data.dir)).length;
-    return (await readIndexNpy(path)).length;
+    if (data.dataset === "list") return { count: (await readImageList(path, data.dir)).length };
+    return { count: (await readIndexNpy(path)).length };
   }
-  const size = TRAIN_SIZES[data.dataset];
-  if (size === undefined) {
+  if (data.dataset !== "cifar10" && data.dataset !== "cifar100") {
     throw new UsageError(
       `plan: cannot tell the size of data.dataset ${data.dataset} without data.pretrain_split; ` +
         `pass --iterations-per-epoch`,
     );
   }
-  return size;
+  const options = { dataset: data.dataset, split: "train" as const, dir: data.dir };
+  let found;
+  try {
+    found = await findCifarFiles(options);
+  } catch {
+    return {
+      count: TRAIN_SIZES[data.dataset],
+      assumed: `the official size: no ${data.dataset} training files in ${data.dir}`,
+    };
+  }
+  if (found.format === "python") return { count: (await loadCifar(options)).count };
+  const bytes = await Promise.all(found.files.map(async (file) => (await Deno.stat(file)).size));
+  return {
+    count: Math.floor(bytes.reduce((a, b) => a + b, 0) / cifarRecordBytes(data.dataset)),
+  };
 }
 
 /** The plan command. */
@@ -57,7 +82,7 @@ export const planCommand: Command = {
     const given = numberOption(args, "iterations-per-epoch");
     const images = given === undefined ? await pretrainImageCount(config) : undefined;
     const iterations = given ??
-      iterationsPerEpoch(images!, config.train.batch_size, config.train.drop_last);
+      iterationsPerEpoch(images!.count, config.train.batch_size, config.train.drop_last);
     const evaluated = new Set(evaluationEpochs(config));
     const epochs = planEpochs(config, iterations, muRng(config.seed)).map((e) => ({
       ...e,
@@ -68,6 +93,8 @@ export const planCommand: Command = {
         JSON.stringify({
           experiment: config.experiment,
           iterations_per_epoch: iterations,
+          pretrain_images: images?.count ?? null,
+          pretrain_images_assumed: images?.assumed ?? null,
           config,
           epochs,
         }),
@@ -84,7 +111,11 @@ export const planCommand: Command = {
     );
     console.log(
       `  ${config.train.epochs} epochs × ${iterations} iterations` +
-        (images !== undefined ? ` (${images} images, batch ${config.train.batch_size})` : ""),
+        (images !== undefined
+          ? ` (${images.count} images${
+            images.assumed ? ` assumed, ${images.assumed}` : ""
+          }; batch ${config.train.batch_size})`
+          : ""),
     );
     const after = [...evaluated].map((e) => e + 1);
     console.log(
