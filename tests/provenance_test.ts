@@ -61,6 +61,10 @@ Deno.test("provenance: a run's data is named, with the files it read", async () 
   assertEquals(provenance.files, TORCH.files);
   assertEquals(provenance.full?.sha256, TORCH.train);
   assertEquals(provenance.test?.sha256, TORCH.test);
-  assert(describeProvenance(provenance).includes("first 2,000 records of the JPEG-rebuilt"));
+  const line = describeProvenance(provenance);
+  assert(line.startsWith(`data: ${dir}/data: data/cifar10-mini: the first 2,000 records`), line);
+  // In its bundled folder, the folder is said once.
+  const bundled = describeProvenance({ ...provenance, dir: "data/cifar10-mini" });
+  assert(bundled.startsWith("data: data/cifar10-mini: the first 2,000 records of the"), bundled);
   await Deno.remove(dir, { recursive: true });
 });

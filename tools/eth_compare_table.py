@@ -11,8 +11,20 @@ import json
 import statistics
 
 
-def ours_row(path):
+def ours_rows(path):
+    """One row per evaluated encoder in a log: the trained one and, when the run had
+    evaluation.random_init_baseline, the same encoder at its random initialization."""
     log = json.load(open(path))
+    rows = [ours_row(log)]
+    init = log.get("random_init_evaluation")
+    if init:
+        linear = init["details"]["linear"]
+        rows.append(dict(rows[0], experiment="random init", losses=[],
+                         val=[s["valAccuracy"] for s in linear["search"]], test=linear["testAccuracy"]))
+    return rows
+
+
+def ours_row(log):
     if "result" in log:  # tools/eth_parity.ts probe output (e.g. the random-init baseline)
         r = log["result"]
         data = (log.get("meta") or {}).get("data")
@@ -47,7 +59,7 @@ def main():
     ap.add_argument("--ours", nargs="*", default=[])
     ap.add_argument("--torch", nargs="*", default=[])
     args = ap.parse_args()
-    rows = [ours_row(p) for p in args.ours] + [torch_row(p) for p in args.torch]
+    rows = [row for p in args.ours for row in ours_rows(p)] + [torch_row(p) for p in args.torch]
     rows.sort(key=lambda r: (r["experiment"], r["pipeline"], r["seed"]))
     print("| experiment | pipeline | seed | loss per epoch | probe val % per wd (1e-6 / 1.8e-5 / 3.2e-4 / 5.6e-3 / 0.1) | test % | data (train fingerprint) |")
     print("|---|---|---|---|---|---|---|")

@@ -373,5 +373,6 @@ export function describeProvenance(p: DataProvenance): string {
   const set = p.full ?? p.pretrain;
   const what = p.known ??
     `not a data set this toolkit knows (training-set fingerprint ${set.sha256.slice(0, 12)}…)`;
-  return `data: ${p.dir}: ${what}`;
+  // A known set's description starts with its bundled folder; the folder is not said twice.
+  return what.startsWith(`${p.dir}:`) ? `data: ${what}` : `data: ${p.dir}: ${what}`;
 }
