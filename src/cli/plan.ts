@@ -5,7 +5,13 @@
 import { type ExperimentConfig, loadConfig } from "../config/mod.ts";
 import { readIndexNpy } from "../data/npy.ts";
 import { readImageList } from "../data/image_folder.ts";
-import { type CifarName, cifarRecordBytes, findCifarFiles, loadCifar } from "../data/cifar.ts";
+import {
+  CifarFilesNotFound,
+  type CifarName,
+  cifarRecordBytes,
+  findCifarFiles,
+  loadCifar,
+} from "../data/cifar.ts";
 import { dataPath } from "../train/experiment_data.ts";
 import { evaluationEpochs } from "../train/evaluate.ts";
 import { iterationsPerEpoch, muRng, planEpochs } from "../schedules/from_config.ts";
@@ -45,7 +51,9 @@ export async function pretrainImageCount(config: ExperimentConfig): Promise<Pret
   let found;
   try {
     found = await findCifarFiles(options);
-  } catch {
+  } catch (error) {
+    // Only a folder without the files means "assume the official size"; a broken one is reported.
+    if (!(error instanceof CifarFilesNotFound)) throw error;
     return {
       count: TRAIN_SIZES[data.dataset],
       assumed: `the official size: no ${data.dataset} training files in ${data.dir}`,

@@ -156,6 +156,9 @@ async function splitFiles(
   return files;
 }
 
+/** Thrown by {@link findCifarFiles} when no folder it looks in holds the split's files. */
+export class CifarFilesNotFound extends Error {}
+
 /** Locates the official folder and batch files for `options` (throws saying where it looked). */
 export async function findCifarFiles(
   options: CifarOptions,
@@ -172,7 +175,7 @@ export async function findCifarFiles(
       if (files.length) return { folder, format, files };
     }
   }
-  throw new Error(
+  throw new CifarFilesNotFound(
     `no ${options.dataset} ${options.split} files found; looked in ${looked.join(", ")}. ` +
       `Run \`deno run -A mod.ts data fetch ${options.dataset} --dir ${options.dir}\` ` +
       `or unpack the official archive there.`,
