@@ -10,9 +10,10 @@
  *   deno run -A bench/ab_step.ts --variant /tmp/base --variant . --variant .:no-mem-pattern \
  *     --batch 32 --rounds 8 [--model resnet50 --stem imagenet --loss weighted] [--threads 2]
  *
- * A variant is `ROOT[:flag,...]` with flags no-mem-pattern, no-arena, no-spin (ORT's
+ * A variant is `ROOT[:flag,...]` with flags no-mem-pattern, no-arena, no-nchwc (plain Convs
+ * instead of the blocked-channel lowering of src/onnx/nchwc.ts), no-spin (ORT's
  * intra-op threads sleep instead of spinning, so CPU time counts work only), and env
- * NAME=VALUE (set while ROOT builds its graph). Besides wall time it reports the process's
+ * NAME=VALUE (set while ROOT builds its graph and session). Besides wall time it reports the process's
  * CPU time per step, which another process's load distorts less (use no-spin with it).
  */
 import { parseArgs } from "node:util";
@@ -65,11 +66,17 @@ for (const spec of variants) {
   const { parseBenchConfig } = await import(`${base}src/bench/config.ts`);
   const { prepareStep, stepFeeds } = await import(`${base}src/bench/step_timing.ts`);
   const { encodeModel } = await import(`${base}src/onnx/mod.ts`);
+  const sessionModule = await import(`${base}src/runtime/session.ts`);
   const config = parseBenchConfig({ ...values, variant: undefined });
   const step = prepareStep(config);
-  for (const [k] of env) Deno.env.delete(k);
+  // A tree with sessionModelBytes encodes as its sessions do (blocked Convs unless no-nchwc).
+  const bytes = sessionModule.sessionModelBytes
+    ? await sessionModule.sessionModelBytes(step.step.graph, {
+      blockedConvs: !flags.includes("no-nchwc"),
+    })
+    : encodeModel(step.step.graph, { omitValueInfo: true });
   const session = await ort.InferenceSession.create(
-    encodeModel(step.step.graph, { omitValueInfo: true }),
+    bytes,
     {
       graphOptimizationLevel: "all",
       intraOpNumThreads: config.threads,
@@ -83,6 +90,7 @@ for (const spec of variants) {
         : {}),
     },
   );
+  for (const [k] of env) Deno.env.delete(k);
   const host = stepFeeds(step) as Record<string, { dtype: string; shape: number[]; data: never }>;
   const feeds: Record<string, ort.Tensor> = {};
   for (const name of session.inputNames) {

@@ -1005,6 +1005,7 @@ Deno.test("the schema refuses what the code cannot do and every key nothing read
   assertEquals(fewShotOnly.runtime, {
     threads: 0,
     memory_arena: true,
+    blocked_convs: true,
     device_id: 0,
     cudnn_conv_algo_search: "EXHAUSTIVE",
     use_tf32: true,

@@ -332,6 +332,7 @@ Deno.test("sessionOptionsFromConfig maps the runtime keys and names the bad one"
       prefer_nhwc: true,
       memory_arena: false,
       memory_pattern: true,
+      blocked_convs: false,
       arena_extend_strategy: "kSameAsRequested",
     }),
     {
@@ -343,6 +344,7 @@ Deno.test("sessionOptionsFromConfig maps the runtime keys and names the bad one"
       preferNhwc: true,
       memoryArena: false,
       memoryPattern: true,
+      blockedConvs: false,
       arenaExtendStrategy: "kSameAsRequested",
     },
   );

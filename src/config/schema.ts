@@ -411,6 +411,8 @@ export const RuntimeSchema = z.strictObject({
   threads: z.int().min(0).default(0),
   /** ORT's CPU memory arena (off: smaller resident size, slower). */
   memory_arena: z.boolean().default(true),
+  /** CPU: Convs on ORT's blocked-channel (NCHWc) kernels (off: MLAS's im2col Conv, slower). */
+  blocked_convs: z.boolean().default(true),
   /** CUDA device id. */
   device_id: z.int().min(0).default(0),
   cudnn_conv_algo_search: z.enum(["EXHAUSTIVE", "HEURISTIC", "DEFAULT"]).default(

@@ -5,6 +5,7 @@
 import onnxProto from "onnx-proto";
 import { dtypeFromOnnxCode, type HostArray, ONNX_DTYPE_CODE } from "./dtype.ts";
 import { type AttrValue, Graph, type Node, type Shape, type Tensor } from "./graph.ts";
+import { NCHWC_DOMAIN, nchwcConvNodes, type NchwcOptions } from "./nchwc.ts";
 
 const { onnx } = onnxProto;
 
@@ -102,6 +103,8 @@ export interface ExportOptions {
   omitInitializerData?: boolean;
   /** Skip `value_info` for intermediate tensors. */
   omitValueInfo?: boolean;
+  /** Lower qualifying Conv nodes to ORT's blocked-channel CPU kernels (see nchwc.ts). */
+  nchwc?: NchwcOptions;
 }
 
 /**
@@ -131,21 +134,25 @@ function graphProto(graph: Graph, options: ExportOptions): onnxProto.onnx.IGraph
     for (const t of node.inputs) if (t) used.add(t);
     for (const out of node.outputs) if (!outputs.has(out)) intermediate.push(out);
   }
+  const loweringConstants = new Map<string, onnxProto.onnx.ITensorProto>();
   return {
     name: graph.name,
-    node: nodes.map((n) => ({
-      name: n.name,
-      opType: n.opType,
-      input: n.inputs.map((t) => (t ? t.name : "")),
-      output: n.outputs.map((t) => t.name),
-      attribute: Object.entries(n.attrs).map(([k, v]) => attrProto(k, v, options)),
-      docString: flagsDoc(n),
-    })),
+    node: nodes.flatMap((n) =>
+      (options.nchwc && nchwcConvNodes(n, options.nchwc, loweringConstants, graph.name)) ?? [{
+        name: n.name,
+        opType: n.opType,
+        input: n.inputs.map((t) => (t ? t.name : "")),
+        output: n.outputs.map((t) => t.name),
+        attribute: Object.entries(n.attrs).map(([k, v]) => attrProto(k, v, options)),
+        docString: flagsDoc(n),
+      }]
+    ),
     input: graph.inputs.map((t) => valueInfo(t)),
     output: graph.outputs.map((t) => valueInfo(t)),
     initializer: graph.initializers
       .filter((t) => !inputs.has(t) && (used.has(t) || graph.nodes.length === 0))
-      .map((t) => tensorProto(t, t.constValue!)),
+      .map((t) => tensorProto(t, t.constValue!))
+      .concat([...loweringConstants.values()]),
     valueInfo: options.omitValueInfo ? [] : intermediate.map((t) => valueInfo(t)),
   };
 }
@@ -156,7 +163,10 @@ export function toModelProto(graph: Graph, options: ExportOptions = {}): onnxPro
     irVersion: IR_VERSION,
     producerName: "contrastive-onnx",
     producerVersion: "0.1.0",
-    opsetImport: [{ domain: "", version: OPSET }],
+    opsetImport: [
+      { domain: "", version: OPSET },
+      ...(options.nchwc ? [{ domain: NCHWC_DOMAIN, version: 1 }] : []),
+    ],
     graph: graphProto(graph, options),
   });
 }

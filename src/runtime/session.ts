@@ -4,6 +4,7 @@
 import * as ort from "onnxruntime-node";
 import type { DType } from "../onnx/dtype.ts";
 import { encodeModel, type Graph } from "../onnx/mod.ts";
+import { nchwcBlockSize } from "./nchwc_probe.ts";
 import { checkCudaProvider } from "./providers.ts";
 import {
   type ArenaExtendStrategy,
@@ -56,6 +57,11 @@ export interface SessionOptions {
   cudnnConvAlgoSearch?: CudnnConvAlgoSearch;
   /** Allow TF32 math in cuBLAS/cuDNN on Ampere and newer (CUDA; ORT default true). */
   useTf32?: boolean;
+  /**
+   * On CPU, run qualifying Convs on ORT's blocked-channel (NCHWc) kernels
+   * (default true; see onnx/nchwc.ts). Ignored on CUDA.
+   */
+  blockedConvs?: boolean;
   /** Prefer NHWC kernels where the CUDA provider has them (ORT default false). */
   preferNhwc?: boolean;
   /** How the CUDA memory arena grows (ORT default "kNextPowerOfTwo"). */
@@ -82,6 +88,22 @@ function fromOrt(t: ort.Tensor): HostTensor {
   return { dtype, shape: [...t.dims], data: t.data as HostTensor["data"] };
 }
 
+/**
+ * The ONNX bytes a session runs for `graph`: on CPU with blocked Convs (the
+ * default) the qualifying Convs are lowered to ORT's NCHWc kernels.
+ */
+export async function sessionModelBytes(
+  graph: Graph,
+  options: SessionOptions = {},
+): Promise<Uint8Array> {
+  const cpu = (options.device ?? "cpu") === "cpu";
+  const block = cpu && options.blockedConvs !== false ? await nchwcBlockSize() : null;
+  return encodeModel(graph, {
+    omitValueInfo: true,
+    ...(block ? { nchwc: { blockSize: block } } : {}),
+  });
+}
+
 /** A loaded model ready to run. */
 export class Session {
   private constructor(
@@ -94,7 +116,7 @@ export class Session {
   /** Creates a session from a builder graph or ONNX bytes. */
   static async create(model: Graph | Uint8Array, options: SessionOptions = {}): Promise<Session> {
     const device = options.device ?? "cpu";
-    const bytes = model instanceof Uint8Array ? model : encodeModel(model, { omitValueInfo: true });
+    const bytes = model instanceof Uint8Array ? model : await sessionModelBytes(model, options);
     if (device === "cuda") {
       checkCudaProvider();
       assertCudaOptionsApplicable(options);

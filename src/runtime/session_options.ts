@@ -124,6 +124,7 @@ export interface RuntimeConfig {
   prefer_nhwc?: unknown;
   memory_arena?: unknown;
   memory_pattern?: unknown;
+  blocked_convs?: unknown;
   arena_extend_strategy?: unknown;
 }
 
@@ -136,6 +137,7 @@ const RUNTIME_KEYS = [
   "prefer_nhwc",
   "memory_arena",
   "memory_pattern",
+  "blocked_convs",
   "arena_extend_strategy",
 ];
 
@@ -167,7 +169,7 @@ function nonNegativeInt(key: string, value: unknown): number {
 /**
  * Session options from a config's runtime keys:
  * `{device, threads, device_id, cudnn_conv_algo_search, use_tf32, prefer_nhwc,
- * memory_arena, memory_pattern, arena_extend_strategy}`; all optional. `device` must already
+ * memory_arena, memory_pattern, blocked_convs, arena_extend_strategy}`; all optional. `device` must already
  * be resolved to "cpu" or "cuda" (see resolveDevice for "auto"). Throws an
  * Error naming the key and the value for anything else.
  */
@@ -207,6 +209,9 @@ export function sessionOptionsFromConfig(config: RuntimeConfig): SessionOptions 
   }
   if (config.memory_pattern !== undefined) {
     options.memoryPattern = boolean("memory_pattern", config.memory_pattern);
+  }
+  if (config.blocked_convs !== undefined) {
+    options.blockedConvs = boolean("blocked_convs", config.blocked_convs);
   }
   if (config.arena_extend_strategy !== undefined) {
     options.arenaExtendStrategy = oneOf(

@@ -1,0 +1,113 @@
+/**
+ * Lowering of Conv nodes to ONNX Runtime's blocked-channel CPU kernels
+ * (the `com.microsoft.nchwc` domain: ReorderInput, Conv, ReorderOutput).
+ *
+ * ORT's own NCHWc graph transformer only converts a Conv whose weight is a
+ * constant initializer, because it reorders the weight once at load time.
+ * Our training graphs feed the weights as inputs, so every Conv ran MLAS's
+ * im2col path. This lowering does what the transformer would, with the weight
+ * reorder (OIHW → OIHWBiBo, MLAS's layout for blocked inputs) as graph nodes
+ * run each step; the blocked Conv then uses MLAS's direct NCHWc kernels.
+ * Only the export for an ORT CPU session applies it: graphs written for
+ * Netron and the CUDA provider keep the plain Conv.
+ */
+import type onnxProto from "onnx-proto";
+import type { Node } from "./graph.ts";
+
+/** The ONNX domain of ORT's blocked-channel CPU kernels. */
+export const NCHWC_DOMAIN = "com.microsoft.nchwc";
+
+/** What {@link nchwcConvNodes} lowers. */
+export interface NchwcOptions {
+  /** MLAS's channel block (8 with AVX2, 16 with AVX-512), as probed on this host. */
+  blockSize: number;
+}
+
+type NodeProto = onnxProto.onnx.INodeProto;
+type TensorProto = onnxProto.onnx.ITensorProto;
+
+/** int64 data type code of ONNX. */
+const INT64 = 7;
+
+function shapeConstant(name: string, dims: number[]): TensorProto {
+  const data = new BigInt64Array(dims.map(BigInt));
+  return {
+    name,
+    dataType: INT64,
+    dims: [dims.length],
+    rawData: new Uint8Array(data.buffer.slice(0)),
+  };
+}
+
+/**
+ * The blocked-kernel nodes replacing Conv `node`, or null when it does not
+ * qualify (not float32, not 2-D, grouped, channels not multiples of the
+ * block, or a symbolic weight shape).
+ * `constants` collects the shape initializers the nodes read (shared by name
+ * within the graph `graphName`, which prefixes their names).
+ */
+export function nchwcConvNodes(
+  node: Node,
+  options: NchwcOptions,
+  constants: Map<string, TensorProto>,
+  graphName: string,
+): NodeProto[] | null {
+  if (node.opType !== "Conv") return null;
+  const [x, w, b] = node.inputs;
+  const y = node.outputs[0];
+  if (!x || !w || x.dtype !== "float32" || w.rank !== 4 || y.rank !== 4) return null;
+  if (w.shape.some((d) => typeof d !== "number")) return null;
+  const [k, c, kh, kw] = w.shape as number[];
+  const block = options.blockSize;
+  const group = (node.attrs.group as number | undefined) ?? 1;
+  if (group !== 1 || block < 2 || k % block !== 0 || c % block !== 0) return null;
+  const shape6 = `${graphName}/nchwc_shape/${k}x${block}x${c / block}x${block}x${kh}x${kw}`;
+  const shape4 = `${graphName}/nchwc_shape/${k}x${c}x${kh}x${kw}`;
+  if (!constants.has(shape6)) {
+    constants.set(shape6, shapeConstant(shape6, [k / block, block, c / block, block, kh, kw]));
+  }
+  if (!constants.has(shape4)) constants.set(shape4, shapeConstant(shape4, [k, c, kh, kw]));
+  const base = y.name;
+  const name = (part: string) => `${node.name}/nchwc_${part}`;
+  const tensor = (part: string) => `${base}/nchwc_${part}`;
+  const ints = (n: string, v: number[]) => ({ name: n, type: 7, ints: v });
+  const attrs = [ints("kernel_shape", [kh, kw])];
+  for (const key of ["strides", "pads", "dilations"]) {
+    const value = node.attrs[key] as number[] | undefined;
+    if (value) attrs.push(ints(key, value));
+  }
+  return [
+    { name: name("w6"), opType: "Reshape", input: [w.name, shape6], output: [tensor("w6")] },
+    {
+      name: name("wt"),
+      opType: "Transpose",
+      input: [tensor("w6")],
+      output: [tensor("wt")],
+      attribute: [ints("perm", [0, 2, 4, 5, 3, 1])],
+    },
+    { name: name("wb"), opType: "Reshape", input: [tensor("wt"), shape4], output: [tensor("wb")] },
+    {
+      name: name("xb"),
+      opType: "ReorderInput",
+      domain: NCHWC_DOMAIN,
+      input: [x.name],
+      output: [tensor("xb")],
+    },
+    {
+      name: name("conv"),
+      opType: "Conv",
+      domain: NCHWC_DOMAIN,
+      input: [tensor("xb"), tensor("wb"), ...(b ? [b.name] : [])],
+      output: [tensor("yb")],
+      attribute: attrs,
+    },
+    {
+      name: name("y"),
+      opType: "ReorderOutput",
+      domain: NCHWC_DOMAIN,
+      input: [tensor("yb")],
+      output: [y.name],
+      attribute: [{ name: "channels", type: 2, i: k }],
+    },
+  ];
+}
