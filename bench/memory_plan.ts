@@ -19,8 +19,7 @@ import * as ort from "onnxruntime-node";
 import onnxProto from "onnx-proto";
 import { parseBenchConfig } from "../src/bench/config.ts";
 import { peakRssBytes, prepareStep, stepFeeds } from "../src/bench/step_timing.ts";
-import { encodeModel } from "../src/onnx/mod.ts";
-import { toOrt } from "../src/runtime/session.ts";
+import { sessionModelBytes, toOrt } from "../src/runtime/session.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -45,7 +44,7 @@ const dir = values.keep ?? await Deno.makeTempDir({ prefix: "memory_plan_" });
 await Deno.mkdir(dir, { recursive: true });
 const optimizedPath = `${dir}/optimized.onnx`;
 const session = await ort.InferenceSession.create(
-  encodeModel(prepared.step.graph, { omitValueInfo: true }),
+  await sessionModelBytes(prepared.step.graph, { device: config.device }),
   {
     graphOptimizationLevel: "all",
     intraOpNumThreads: config.threads,

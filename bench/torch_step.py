@@ -235,6 +235,9 @@ def main():
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--serve", action="store_true",
+                   help="after the warm-up print a ready line, then run as many timed steps as each stdin "
+                        "line asks (answering a done line each) until a line 'end'; --steps is ignored")
     p.add_argument("--phases", action="store_true",
                    help="also time forward only and forward+backward (no update), same step count")
     args = p.parse_args()
@@ -302,7 +305,9 @@ def main():
         torch.cuda.reset_peak_memory_stats()
     times, others = [], []
     device_peak = None
-    for _ in range(args.steps):
+
+    def timed_step():
+        nonlocal loss, device_peak
         machine0, self0 = cpu_ticks()
         start = time.perf_counter()
         loss = step()
@@ -315,6 +320,23 @@ def main():
         machine1, self1 = cpu_ticks()
         # Cores other processes kept busy during the step (USER_HZ = 100).
         others.append(max(0.0, (machine1 - machine0 - (self1 - self0)) / 100 / (times[-1] / 1000)))
+
+    if args.serve:
+        # Interleaved with our step by the bench: slow drifts of the machine hit both sides alike.
+        print(json.dumps({"ready": True}), flush=True)
+        for line in sys.stdin:
+            command = line.strip()
+            if command == "end":
+                break
+            for _ in range(int(command)):
+                timed_step()
+            print(json.dumps({"done": int(command)}), flush=True)
+        if not times:
+            print("torch_step.py --serve: no timed steps were asked for", file=sys.stderr)
+            sys.exit(1)
+    else:
+        for _ in range(args.steps):
+            timed_step()
     other_cores = sum(o * t for o, t in zip(others, times)) / sum(times)
     loss = float(loss)
     if not math.isfinite(loss):
@@ -325,7 +347,7 @@ def main():
         "torch_version": torch.__version__,
         "python": sys.executable,
         "model": args.model, "stem": args.stem, "width": args.width, "method": args.method, "loss": args.loss,
-        "batch": args.batch, "image_size": args.size, "steps": args.steps, "warmup": args.warmup,
+        "batch": args.batch, "image_size": args.size, "steps": len(times), "warmup": args.warmup,
         "device": args.device, "threads": torch.get_num_threads(), "amp": args.amp,
         "channels_last": args.channels_last,
         "optimizer": args.optimizer, "head": args.head or args.method,

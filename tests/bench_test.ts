@@ -22,6 +22,7 @@ import {
   timeOurStep,
   torchArgs,
   torchProblem,
+  weightedLoad,
 } from "../src/bench/mod.ts";
 import { defaultThreads } from "../src/runtime/threads.ts";
 
@@ -336,4 +337,75 @@ Deno.test("torchArgs passes the configuration to bench/torch_step.py", () => {
     ["--optimizer", "--lr", "--weight-decay", "--betas", "--head"].map(ethValue),
     ["adam", "0.001", "0.000001", "0.9,0.999", "linear"],
   );
+});
+
+/**
+ * A "python with torch" speaking bench/torch_step.py's protocol: `--serve` answers
+ * ready, then done per command (logged to `log`), and a fixed result after "end".
+ */
+async function fakeTorchPython(log: string): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "fake_torch_" });
+  const path = `${dir}/python3`;
+  const result =
+    '{"torch_version": "fake", "python": "fake", "views_per_s": 100, "ms_per_step": 80, ' +
+    '"ms_per_step_mean": 80, "peak_bytes": 1048576, "threads": 1, "loss_value": 1}';
+  await Deno.writeTextFile(
+    path,
+    `#!/bin/sh
+case "$*" in *"import torch"*) echo fake; exit 0;; esac
+case "$*" in
+  *--serve*)
+    echo '{"ready": true}'
+    while read -r line; do
+      [ "$line" = end ] && break
+      echo "$line" >> '${log}'
+      echo "{\\"done\\": $line}"
+    done;;
+  *) echo sequential >> '${log}';;
+esac
+echo '${result}'
+`,
+  );
+  await Deno.chmod(path, 0o755);
+  return path;
+}
+
+Deno.test("--reference torch takes turns with our runs (interleaved) unless --sequential", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "bench_turns_" });
+  const log = `${dir}/commands.log`;
+  const python = await fakeTorchPython(log);
+  try {
+    const config = parseBenchConfig({ ...TINY, steps: "6", "steps-per-run": "2" });
+    const lines: string[] = [];
+    const report = await runBench(
+      config,
+      { reference: "torch", python, copies: false },
+      (l) => lines.push(l),
+    );
+    // Three runs of ours, each followed by the reference's turn of as many steps.
+    assertEquals((await Deno.readTextFile(log)).trim().split("\n"), ["2", "2", "2"]);
+    assertEquals(report.interleaved, true);
+    assertEquals(report.torch?.views_per_s, 100);
+    assertClose(report.ratio!, report.ours.viewsPerSecond / 100, 1e-12);
+    assert(lines.some((l) => l.includes("interleaved: ours and torch took turns, 2 steps each")));
+    assertEquals(reportJson(report).interleaved, true);
+
+    await Deno.remove(log);
+    const sequential = await runBench(
+      config,
+      { reference: "torch", python, copies: false, sequential: true },
+      () => {},
+    );
+    assertEquals((await Deno.readTextFile(log)).trim(), "sequential");
+    assertEquals(sequential.interleaved, false);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(python.slice(0, python.lastIndexOf("/")), { recursive: true });
+  }
+});
+
+Deno.test("the load of other processes is weighted by step time over our runs only", () => {
+  assertClose(weightedLoad([100, 300], [0, 1])!, 0.75, 1e-12);
+  assertEquals(weightedLoad([100, 300], [0, null]), null);
+  assertEquals(weightedLoad([], []), null);
 });

@@ -6,8 +6,7 @@
  * back to JavaScript).
  */
 import * as ort from "onnxruntime-node";
-import { encodeModel } from "../onnx/mod.ts";
-import { toOrt } from "../runtime/session.ts";
+import { sessionModelBytes, toOrt } from "../runtime/session.ts";
 import { ortSessionOptions } from "../runtime/session_options.ts";
 import type { BenchConfig } from "./config.ts";
 import { type PreparedStep, stepFeeds } from "./step_timing.ts";
@@ -122,7 +121,7 @@ export async function profileStep(
     profileFilePrefix: `${dir}/step`,
   };
   const session = await ort.InferenceSession.create(
-    encodeModel(prepared.step.graph, { omitValueInfo: true }),
+    await sessionModelBytes(prepared.step.graph, { device: config.device }),
     options,
   );
   try {

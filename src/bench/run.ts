@@ -22,6 +22,7 @@ import {
   runTorchStep,
   type TorchFlags,
   type TorchResult,
+  TorchServer,
 } from "./torch_reference.ts";
 
 /** What to run besides our timed step. */
@@ -35,6 +36,11 @@ export interface BenchOptions {
   profileSteps?: number;
   /** Time the copy-only twin of the step (default true). */
   copies?: boolean;
+  /**
+   * Run the reference after ours instead of alternating with it run by run
+   * (default false: interleaved, so drifts of the machine's speed hit both alike).
+   */
+  sequential?: boolean;
 }
 
 /** Everything a bench run measured. */
@@ -52,6 +58,8 @@ export interface BenchReport {
   torch?: TorchResult;
   /** Our views/s over the reference's (above 1: we are faster). */
   ratio?: number;
+  /** Whether the reference's steps alternated with ours (see BenchOptions.sequential). */
+  interleaved?: boolean;
   /** Each figure ours ÷ the reference's (time and memory: below 1 is better for us). */
   ratios?: BenchRatios;
 }
@@ -76,15 +84,33 @@ export async function runBench(
   log(`bench: ${describeConfig(config)}`);
   log(`views: ${VIEWS_NOTE}`);
   const prepared = prepareStep(config);
-  const bar = new ProgressBar("ours", timedSteps(config));
+  const torchFlags: TorchFlags = {
+    ...options.torchFlags,
+    // Our float16 step is mixed precision on CUDA: the reference gets autocast too.
+    amp: Boolean(options.torchFlags?.amp) || config.precision === "float16",
+    phases: Boolean(options.profileSteps),
+  };
+  // The reference warms up alone before ours starts, then takes a turn after each of our runs.
+  const server = python && !options.sequential
+    ? await TorchServer.start(python, config, torchFlags)
+    : undefined;
+  const bar = new ProgressBar(server ? "ours, torch" : "ours", timedSteps(config));
   let devicePeak: number | null = null;
-  const timed = await timeOurStep(config, prepared, (ms, loss) => {
-    bar.tick(config.stepsPerRun, { ms, loss });
-    if (config.device === "cuda") {
-      const used = deviceMemoryBytes(Deno.pid);
-      if (used !== null) devicePeak = Math.max(devicePeak ?? 0, used);
-    }
-  });
+  let timed: OurStepResult;
+  let interleavedTorch: TorchResult | undefined;
+  try {
+    timed = await timeOurStep(config, prepared, (ms, loss) => {
+      bar.tick(config.stepsPerRun, { ms, loss });
+      if (config.device === "cuda") {
+        const used = deviceMemoryBytes(Deno.pid);
+        if (used !== null) devicePeak = Math.max(devicePeak ?? 0, used);
+      }
+    }, server && ((steps) => server.run(steps)));
+    interleavedTorch = await server?.finish();
+  } catch (e) {
+    await server?.kill();
+    throw e;
+  }
   bar.finish({ ms: timed.medianMs });
   const report: BenchReport = {
     config,
@@ -102,13 +128,9 @@ export async function runBench(
   log(`       session created in ${timed.sessionSeconds.toFixed(1)} s`);
 
   if (python) {
-    const torch = await runTorchStep(python, config, {
-      ...options.torchFlags,
-      // Our float16 step is mixed precision on CUDA: the reference gets autocast too.
-      amp: Boolean(options.torchFlags?.amp) || config.precision === "float16",
-      phases: Boolean(options.profileSteps),
-    });
+    const torch = interleavedTorch ?? await runTorchStep(python, config, torchFlags);
     report.torch = torch;
+    report.interleaved = server !== undefined;
     report.ratio = timed.viewsPerSecond / torch.views_per_s;
     report.ratios = benchRatios(report.ours, torch);
     const torchLine = formatTimes(
@@ -127,6 +149,11 @@ export async function runBench(
       log(formatQuiet(torch.times_ms as number[], torch.other_cores_per_step as (number | null)[]));
     }
     log(`       torch ${torch.torch_version}, ${torch.threads} threads, ${torch.python}`);
+    log(
+      server
+        ? `       interleaved: ours and torch took turns, ${config.stepsPerRun} steps each, after each side's warm-up`
+        : `       sequential: torch ran after ours`,
+    );
     for (const line of formatComparison(report.ours, torch, report.ratios)) log(line);
     log(`ratio ours/torch (views/s): ${report.ratio.toFixed(3)}`);
   }
@@ -275,6 +302,7 @@ export function reportJson(report: BenchReport): Record<string, unknown> {
     ...(report.torch && report.ratios
       ? {
         reference: report.torch,
+        interleaved: report.interleaved,
         ratio_views_per_s: report.ratios.viewsPerSecond,
         ratio_ms_per_step: report.ratios.medianMs,
         ratio_ms_per_step_mean: report.ratios.meanMs,

@@ -148,6 +148,19 @@ export function stepFeeds(prepared: PreparedStep): Record<string, HostTensor> {
   return feeds;
 }
 
+/** The mean of per-step loads weighted by step time; null when any is unknown. */
+export function weightedLoad(perStepMs: number[], loads: (number | null)[]): number | null {
+  let weighted = 0;
+  let total = 0;
+  for (let i = 0; i < perStepMs.length; i++) {
+    const load = loads[i];
+    if (load === null || load === undefined) return null;
+    weighted += load * perStepMs[i];
+    total += perStepMs[i];
+  }
+  return total > 0 ? weighted / total : null;
+}
+
 /** Result of timing our step. */
 export interface OurStepResult extends StepTimes {
   /** Loss of the last step (finite unless something is wrong). */
@@ -166,12 +179,15 @@ export interface OurStepResult extends StepTimes {
 /**
  * Runs `warmup` untimed steps, then at least `steps` timed ones in runs of
  * `stepsPerRun` (as the runner groups them); each step of a run is credited
- * with the run's time over its step count. `onStep` sees each run's ms per step.
+ * with the run's time over its step count. `onStep` sees each run's ms per step;
+ * `afterRun`, awaited after each timed run outside the timing, lets a
+ * reference take its turn (the bench's interleaved torch steps).
  */
 export async function timeOurStep(
   config: BenchConfig,
   prepared: PreparedStep,
   onStep?: (ms: number, loss: number) => void,
+  afterRun?: (steps: number) => Promise<void>,
 ): Promise<OurStepResult> {
   const t0 = performance.now();
   const values = new Map(prepared.initial);
@@ -195,7 +211,6 @@ export async function timeOurStep(
     }
     const perStepMs: number[] = [];
     const otherCoresPerStep: (number | null)[] = [];
-    const otherCores = startLoadMeter();
     const total = timedSteps(config);
     for (let done = 0; done < total; done += config.stepsPerRun) {
       const runLoad = startLoadMeter();
@@ -208,8 +223,10 @@ export async function timeOurStep(
         otherCoresPerStep.push(others);
       }
       onStep?.(ms, loss);
+      await afterRun?.(config.stepsPerRun);
     }
-    const others = otherCores();
+    // Time-weighted over our runs only: a reference taking turns in between is not "other load".
+    const others = weightedLoad(perStepMs, otherCoresPerStep);
     if (!Number.isFinite(loss)) throw new Error(`bench: our step gave a non-finite loss (${loss})`);
     return {
       ...summariseTimes(perStepMs, config.batch),

@@ -145,11 +145,26 @@ export async function runTorchStep(
   if (result instanceof Error) {
     throw new Error(`--reference torch: cannot run ${python} (${result.message})`);
   }
-  const stdout = new TextDecoder().decode(result.stdout).trim();
-  if (!result.success) {
+  return parseTorchResult(
+    python,
+    new TextDecoder().decode(result.stdout),
+    lastLines(result.stderr),
+    result.success ? null : result.code,
+  );
+}
+
+/** The reference's result from its stdout; throws when it failed (`exitCode` not null) or printed no result. */
+function parseTorchResult(
+  python: string,
+  stdoutText: string,
+  stderrTail: string,
+  exitCode: number | null,
+): TorchResult {
+  const stdout = stdoutText.trim();
+  if (exitCode !== null) {
     throw new Error(
-      `--reference torch: ${TORCH_STEP_SCRIPT} failed with ${python} (exit ${result.code}): ${
-        lastLines(result.stderr) || stdout.split("\n").at(-1)
+      `--reference torch: ${TORCH_STEP_SCRIPT} failed with ${python} (exit ${exitCode}): ${
+        stderrTail || stdout.split("\n").at(-1)
       }`,
     );
   }
@@ -172,4 +187,119 @@ export async function runTorchStep(
     }
   }
   return parsed;
+}
+
+/**
+ * The reference step as a live process (`torch_step.py --serve`) that runs
+ * timed steps when asked, so that the bench can alternate them with ours:
+ * a machine whose speed drifts (other tenants of the host) then slows both
+ * sides alike instead of whichever ran second.
+ */
+export class TorchServer {
+  readonly #lines: AsyncIterator<string>;
+  readonly #stdout: string[] = [];
+  readonly #stderr: Promise<string>;
+
+  private constructor(
+    readonly python: string,
+    readonly child: Deno.ChildProcess,
+    readonly writer: WritableStreamDefaultWriter<Uint8Array>,
+  ) {
+    this.#lines = lines(child.stdout)[Symbol.asyncIterator]();
+    this.#stderr = new Response(child.stderr).text();
+  }
+
+  /** Starts the reference and waits until its warm-up steps are done. */
+  static async start(
+    python: string,
+    config: BenchConfig,
+    flags: TorchFlags = {},
+  ): Promise<TorchServer> {
+    let child: Deno.ChildProcess;
+    try {
+      child = new Deno.Command(python, {
+        args: [...torchArgs(config, flags), "--serve"],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+    } catch (e) {
+      throw new Error(`--reference torch: cannot run ${python} (${(e as Error).message})`);
+    }
+    const server = new TorchServer(python, child, child.stdin.getWriter());
+    await server.#expect("ready");
+    return server;
+  }
+
+  /** Runs `steps` timed reference steps. */
+  async run(steps: number): Promise<void> {
+    await this.writer.write(new TextEncoder().encode(`${steps}\n`));
+    await this.#expect("done");
+  }
+
+  /** Ends the reference; its result over every step it ran. */
+  async finish(): Promise<TorchResult> {
+    await this.writer.write(new TextEncoder().encode("end\n"));
+    await this.writer.close();
+    for (let next = await this.#lines.next(); !next.done; next = await this.#lines.next()) {
+      this.#stdout.push(next.value);
+    }
+    const status = await this.child.status;
+    return parseTorchResult(
+      this.python,
+      this.#stdout.join("\n"),
+      (await this.#stderr).trim().split("\n").slice(-3).join(" | "),
+      status.success ? null : status.code,
+    );
+  }
+
+  /** Stops the reference if it still runs (after an error on our side). */
+  async kill(): Promise<void> {
+    try {
+      this.child.kill("SIGKILL");
+    } catch {
+      // Already exited.
+    }
+    await this.child.status;
+  }
+
+  async #expect(key: "ready" | "done"): Promise<void> {
+    const next = await this.#lines.next();
+    if (next.done) {
+      const status = await this.child.status;
+      const stderr = (await this.#stderr).trim().split("\n").slice(-3).join(" | ");
+      throw new Error(
+        `--reference torch: ${TORCH_STEP_SCRIPT} --serve ended (exit ${status.code}) before "${key}": ${stderr}`,
+      );
+    }
+    this.#stdout.push(next.value);
+    let parsed: Record<string, unknown> | undefined;
+    try {
+      parsed = JSON.parse(next.value);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || !(key in parsed)) {
+      await this.kill();
+      throw new Error(
+        `--reference torch: ${TORCH_STEP_SCRIPT} --serve answered ${
+          JSON.stringify(next.value)
+        }, expected a "${key}" line`,
+      );
+    }
+  }
+}
+
+/** The lines of a byte stream. */
+async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let rest = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    rest += chunk;
+    let newline: number;
+    while ((newline = rest.indexOf("\n")) >= 0) {
+      yield rest.slice(0, newline);
+      rest = rest.slice(newline + 1);
+    }
+  }
+  if (rest.length > 0) yield rest;
 }

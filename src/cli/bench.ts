@@ -91,6 +91,10 @@ export const benchCommand: Command = {
       type: "string",
       description: "also run this many steps under ORT's profiler and print the breakdown",
     },
+    sequential: {
+      type: "boolean",
+      description: "run the reference after ours (default: the two take turns run by run)",
+    },
   },
   async run(args) {
     if (args.positionals.length > 0) {
@@ -112,6 +116,9 @@ export const benchCommand: Command = {
     if (v.python !== undefined && reference === undefined) {
       throw new UsageError("--python is only used with --reference torch");
     }
+    if (v.sequential && reference === undefined) {
+      throw new UsageError("--sequential is only used with --reference torch");
+    }
     const profileSteps = v.profile === undefined ? 0 : Number(v.profile);
     if (!Number.isInteger(profileSteps) || profileSteps < 0) {
       throw new UsageError(
@@ -123,6 +130,7 @@ export const benchCommand: Command = {
       python: v.python as string | undefined,
       torchFlags: { amp: Boolean(v["torch-amp"]), channelsLast: Boolean(v["torch-channels-last"]) },
       profileSteps,
+      sequential: Boolean(v.sequential),
     });
     if (v.json) console.log(JSON.stringify(reportJson(report)));
   },
