@@ -443,31 +443,12 @@ export function convWeightGrad(
     throw new Error(`convWeightGrad: strategy ${strategy} needs group 1, got group ${g}`);
   }
   switch (strategy) {
+    case "im2colGemm":
     case "im2colGemmT": {
-      // As im2colGemm, with the stacked windows as the Gemm's first operand.
-      const xp = padForWindows(ops.transpose(x, [1, 0, 2, 3]), 2, geo);
-      const dyT = ops.reshape(ops.transpose(dy, [1, 0, 2, 3]), [k, -1]);
-      const n = x.shape[0];
-      const ranges = typeof n === "number" ? batchRanges(n, batchBlocks) : [undefined];
-      const parts = ranges.map((range) => {
-        const windows = kernelTaps(geo).map(([i, j]) =>
-          windowSlice(xp, 2, geo, i, j, range && [1, range[0], range[1]])
-        );
-        const cols = ops.reshape(windows.length === 1 ? windows[0] : ops.concat(windows, 0), [
-          t * c,
-          -1,
-        ]);
-        const dyBlock = range && ranges.length > 1
-          ? ops.slice(dyT, [range[0] * oh * ow], [range[1] * oh * ow], [1])
-          : dyT;
-        return ops.gemm(cols, dyBlock, null, { transB: true });
-      });
-      const summed = parts.length === 1 ? parts[0] : x.graph.op("Sum", parts);
-      return ops.transpose(ops.reshape(summed, [kh, kw, c, k]), [3, 2, 0, 1]);
-    }
-    case "im2colGemm": {
       // Windows stacked tap-major ([(tap, c), images·OH·OW]), one Gemm per block of images
-      // cut from the one transposed, padded copy of x; the [K, (tap, c)] sums are reordered.
+      // cut from the one transposed, padded copy of x; the (tap, c) sums are reordered.
+      // im2colGemmT makes the windows the Gemm's first operand (MLAS packs the second).
+      const swapped = strategy === "im2colGemmT";
       const xp = padForWindows(ops.transpose(x, [1, 0, 2, 3]), 2, geo);
       const dyT = ops.reshape(ops.transpose(dy, [1, 0, 2, 3]), [k, -1]);
       const n = x.shape[0];
@@ -483,9 +464,12 @@ export function convWeightGrad(
         const dyBlock = range && ranges.length > 1
           ? ops.slice(dyT, [range[0] * oh * ow], [range[1] * oh * ow], [1])
           : dyT;
-        return ops.gemm(dyBlock, cols, null, { transB: true });
+        return swapped
+          ? ops.gemm(cols, dyBlock, null, { transB: true })
+          : ops.gemm(dyBlock, cols, null, { transB: true });
       });
       const summed = parts.length === 1 ? parts[0] : x.graph.op("Sum", parts);
+      if (swapped) return ops.transpose(ops.reshape(summed, [kh, kw, c, k]), [3, 2, 0, 1]);
       return t === 1
         ? ops.reshape(summed, [k, c, kh, kw])
         : ops.transpose(ops.reshape(summed, [k, kh, kw, c]), [0, 3, 1, 2]);
