@@ -28,6 +28,9 @@ type TensorProto = onnxProto.onnx.ITensorProto;
 
 /** int64 data type code of ONNX. */
 const INT64 = 7;
+/** ONNX AttributeProto types. */
+const ATTR_INT = 2;
+const ATTR_INTS = 7;
 
 function shapeConstant(name: string, dims: number[]): TensorProto {
   const data = new BigInt64Array(dims.map(BigInt));
@@ -42,7 +45,7 @@ function shapeConstant(name: string, dims: number[]): TensorProto {
 /**
  * The blocked-kernel nodes replacing Conv `node`, or null when it does not
  * qualify (not float32, not 2-D, grouped, channels not multiples of the
- * block, or a symbolic weight shape).
+ * block, a symbolic weight shape, or auto_pad).
  * `constants` collects the shape initializers the nodes read (shared by name
  * within the graph `graphName`, which prefixes their names).
  */
@@ -61,6 +64,7 @@ export function nchwcConvNodes(
   const block = options.blockSize;
   const group = (node.attrs.group as number | undefined) ?? 1;
   if (group !== 1 || block < 2 || k % block !== 0 || c % block !== 0) return null;
+  if (node.attrs.auto_pad !== undefined && node.attrs.auto_pad !== "NOTSET") return null;
   const taps = kh * kw;
   // OIHW → OIHWBiBo as two transposes that ORT runs on fast paths (a batch of 2-D transposes,
   // then a move of whole Bo blocks): one 6-D transpose ran element by element, 3× slower
@@ -73,7 +77,7 @@ export function nchwcConvNodes(
   const base = y.name;
   const name = (part: string) => `${node.name}/nchwc_${part}`;
   const tensor = (part: string) => `${base}/nchwc_${part}`;
-  const ints = (n: string, v: number[]) => ({ name: n, type: 7, ints: v });
+  const ints = (n: string, v: number[]) => ({ name: n, type: ATTR_INTS, ints: v });
   const attrs = [ints("kernel_shape", [kh, kw])];
   for (const key of ["strides", "pads", "dilations"]) {
     const value = node.attrs[key] as number[] | undefined;
@@ -149,7 +153,7 @@ export function nchwcConvNodes(
       domain: NCHWC_DOMAIN,
       input: [tensor("yb")],
       output: [y.name],
-      attribute: [{ name: "channels", type: 2, i: k }],
+      attribute: [{ name: "channels", type: ATTR_INT, i: k }],
     },
   ];
 }
