@@ -16,12 +16,7 @@ import { buildFusedStep, type FusedStepLayout } from "../src/train/fused_step.ts
 import { buildMultiStep, MultiStepRunner, stackedName } from "../src/train/multi_step.ts";
 import { StepRunner } from "../src/train/step_runner.ts";
 import { Rng } from "../src/util/rng.ts";
-
-function normal(rng: Rng, shape: number[], std = 1): HostTensor {
-  const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
-  rng.fillNormal(data, 0, std);
-  return { dtype: "float32", shape, data };
-}
+import { normal } from "./random_tensors.ts";
 
 /** max |a − b| over max |b|, per carried value; returns the worst. */
 function worstRelative(

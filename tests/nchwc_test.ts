@@ -16,6 +16,7 @@ import { Session, sessionModelBytes } from "../src/runtime/session.ts";
 import { buildMultiStep } from "../src/train/multi_step.ts";
 import { StepRunner } from "../src/train/step_runner.ts";
 import { Rng } from "../src/util/rng.ts";
+import { normal } from "./random_tensors.ts";
 
 const { onnx } = onnxProto;
 
@@ -104,12 +105,6 @@ function spec(): ContrastiveSpec {
     batchSize: 4,
     imageSize: 16,
   };
-}
-
-function normal(rng: Rng, shape: number[]): HostTensor {
-  const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
-  rng.fillNormal(data, 0, 1);
-  return { dtype: "float32", shape, data };
 }
 
 Deno.test("a ResNet-18 step on blocked Convs computes what plain Convs compute (float32 tolerance)", async () => {

@@ -42,8 +42,13 @@ async function output(cmd: string, args: string[]): Promise<Deno.CommandOutput |
   }
 }
 
+/** The last `count` lines of `text`, joined on one line. */
+function tailLines(text: string, count = 3): string {
+  return text.trim().split("\n").slice(-count).join(" | ");
+}
+
 function lastLines(bytes: Uint8Array, count = 3): string {
-  return new TextDecoder().decode(bytes).trim().split("\n").slice(-count).join(" | ");
+  return tailLines(new TextDecoder().decode(bytes), count);
 }
 
 /** Why `python` cannot run the reference (null when `import torch` works). */
@@ -248,7 +253,7 @@ export class TorchServer {
     return parseTorchResult(
       this.python,
       this.#stdout.join("\n"),
-      (await this.#stderr).trim().split("\n").slice(-3).join(" | "),
+      tailLines(await this.#stderr),
       status.success ? null : status.code,
     );
   }
@@ -267,7 +272,7 @@ export class TorchServer {
     const next = await this.#lines.next();
     if (next.done) {
       const status = await this.child.status;
-      const stderr = (await this.#stderr).trim().split("\n").slice(-3).join(" | ");
+      const stderr = tailLines(await this.#stderr);
       throw new Error(
         `--reference torch: ${TORCH_STEP_SCRIPT} --serve ended (exit ${status.code}) before "${key}": ${stderr}`,
       );

@@ -11,8 +11,11 @@
  * Only the export for an ORT CPU session applies it: graphs written for
  * Netron and the CUDA provider keep the plain Conv.
  */
-import type onnxProto from "onnx-proto";
+import onnxProto from "onnx-proto";
+import { ONNX_DTYPE_CODE } from "./dtype.ts";
 import type { Node } from "./graph.ts";
+
+const AT = onnxProto.onnx.AttributeProto.AttributeType;
 
 /** The ONNX domain of ORT's blocked-channel CPU kernels. */
 export const NCHWC_DOMAIN = "com.microsoft.nchwc";
@@ -26,17 +29,11 @@ export interface NchwcOptions {
 type NodeProto = onnxProto.onnx.INodeProto;
 type TensorProto = onnxProto.onnx.ITensorProto;
 
-/** int64 data type code of ONNX. */
-const INT64 = 7;
-/** ONNX AttributeProto types. */
-const ATTR_INT = 2;
-const ATTR_INTS = 7;
-
 function shapeConstant(name: string, dims: number[]): TensorProto {
   const data = new BigInt64Array(dims.map(BigInt));
   return {
     name,
-    dataType: INT64,
+    dataType: ONNX_DTYPE_CODE.int64,
     dims: [dims.length],
     rawData: new Uint8Array(data.buffer.slice(0)),
   };
@@ -77,7 +74,7 @@ export function nchwcConvNodes(
   const base = y.name;
   const name = (part: string) => `${node.name}/nchwc_${part}`;
   const tensor = (part: string) => `${base}/nchwc_${part}`;
-  const ints = (n: string, v: number[]) => ({ name: n, type: ATTR_INTS, ints: v });
+  const ints = (n: string, v: number[]) => ({ name: n, type: AT.INTS, ints: v });
   const attrs = [ints("kernel_shape", [kh, kw])];
   for (const key of ["strides", "pads", "dilations"]) {
     const value = node.attrs[key] as number[] | undefined;
@@ -153,7 +150,7 @@ export function nchwcConvNodes(
       domain: NCHWC_DOMAIN,
       input: [tensor("yb")],
       output: [y.name],
-      attribute: [{ name: "channels", type: ATTR_INT, i: k }],
+      attribute: [{ name: "channels", type: AT.INT, i: k }],
     },
   ];
 }

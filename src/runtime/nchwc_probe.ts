@@ -5,6 +5,7 @@
  */
 import onnxProto from "onnx-proto";
 import * as ort from "onnxruntime-node";
+import { ONNX_DTYPE_CODE } from "../onnx/dtype.ts";
 import { IR_VERSION, OPSET } from "../onnx/proto.ts";
 import { NCHWC_DOMAIN } from "../onnx/nchwc.ts";
 
@@ -71,7 +72,7 @@ function tensorInfo(name: string): onnxProto.onnx.IValueInfoProto {
     name,
     type: {
       tensorType: {
-        elemType: 1,
+        elemType: ONNX_DTYPE_CODE.float32,
         shape: { dim: [1, PROBE_CHANNELS, 1, 2].map((d) => ({ dimValue: d })) },
       },
     },
