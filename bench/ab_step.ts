@@ -11,7 +11,8 @@
  *     --batch 32 --rounds 8 [--model resnet50 --stem imagenet --loss weighted] [--threads 2]
  *
  * A variant is `ROOT[:flag,...]` with flags no-mem-pattern, no-arena, no-nchwc (plain Convs
- * instead of the blocked-channel lowering of src/onnx/nchwc.ts), no-spin (ORT's
+ * instead of the blocked-channel lowering of src/onnx/nchwc.ts), no-bn-stats (BatchNorm
+ * statistics by primitive ops instead of src/onnx/batch_statistics.ts), no-spin (ORT's
  * intra-op threads sleep instead of spinning, so CPU time counts work only), and env
  * NAME=VALUE (set while ROOT builds its graph and session). Besides wall time it reports the process's
  * CPU time per step, which another process's load distorts less (use no-spin with it).
@@ -69,10 +70,12 @@ for (const spec of variants) {
   const sessionModule = await import(`${base}src/runtime/session.ts`);
   const config = parseBenchConfig({ ...values, variant: undefined });
   const step = prepareStep(config);
-  // A tree with sessionModelBytes encodes as its sessions do (blocked Convs unless no-nchwc).
+  // A tree with sessionModelBytes encodes as its sessions do (blocked Convs unless no-nchwc,
+  // training-mode BatchNorm statistics unless no-bn-stats).
   const bytes = sessionModule.sessionModelBytes
     ? await sessionModule.sessionModelBytes(step.step.graph, {
       blockedConvs: !flags.includes("no-nchwc"),
+      batchStatistics: !flags.includes("no-bn-stats"),
     })
     : encodeModel(step.step.graph, { omitValueInfo: true });
   const session = await ort.InferenceSession.create(

@@ -29,7 +29,8 @@ export interface NchwcOptions {
 type NodeProto = onnxProto.onnx.INodeProto;
 type TensorProto = onnxProto.onnx.ITensorProto;
 
-function shapeConstant(name: string, dims: number[]): TensorProto {
+/** An int64 initializer holding `dims` (a Reshape target). */
+export function shapeConstant(name: string, dims: number[]): TensorProto {
   const data = new BigInt64Array(dims.map(BigInt));
   return {
     name,

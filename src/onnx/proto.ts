@@ -6,6 +6,7 @@ import onnxProto from "onnx-proto";
 import { dtypeFromOnnxCode, type HostArray, ONNX_DTYPE_CODE } from "./dtype.ts";
 import { type AttrValue, Graph, type Node, type Shape, type Tensor } from "./graph.ts";
 import { NCHWC_DOMAIN, nchwcConvNodes, type NchwcOptions } from "./nchwc.ts";
+import { batchStatisticsNodes } from "./batch_statistics.ts";
 
 const { onnx } = onnxProto;
 
@@ -105,6 +106,11 @@ export interface ExportOptions {
   omitValueInfo?: boolean;
   /** Lower qualifying Conv nodes to ORT's blocked-channel CPU kernels (see nchwc.ts). */
   nchwc?: NchwcOptions;
+  /**
+   * Compute training BatchNorm statistics with ORT's CPU training-mode
+   * BatchNormalization (see batch_statistics.ts).
+   */
+  batchStatistics?: boolean;
 }
 
 /**
@@ -135,10 +141,14 @@ function graphProto(graph: Graph, options: ExportOptions): onnxProto.onnx.IGraph
     for (const out of node.outputs) if (!outputs.has(out)) intermediate.push(out);
   }
   const loweringConstants = new Map<string, onnxProto.onnx.ITensorProto>();
+  const statistics = options.batchStatistics
+    ? batchStatisticsNodes(nodes, loweringConstants, graph.name)
+    : new Map<Node, onnxProto.onnx.INodeProto[]>();
   return {
     name: graph.name,
     node: nodes.flatMap((n) =>
-      (options.nchwc && nchwcConvNodes(n, options.nchwc, loweringConstants, graph.name)) ?? [{
+      statistics.get(n) ??
+        (options.nchwc && nchwcConvNodes(n, options.nchwc, loweringConstants, graph.name)) ?? [{
         name: n.name,
         opType: n.opType,
         input: n.inputs.map((t) => (t ? t.name : "")),

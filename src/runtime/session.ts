@@ -62,6 +62,12 @@ export interface SessionOptions {
    * (default true; see onnx/nchwc.ts). Ignored on CUDA.
    */
   blockedConvs?: boolean;
+  /**
+   * On CPU, compute training BatchNorm statistics with ORT's training-mode
+   * BatchNormalization (default true; see onnx/batch_statistics.ts). False
+   * keeps the portable primitive ops, for tests and A/B timings. Ignored on CUDA.
+   */
+  batchStatistics?: boolean;
   /** Prefer NHWC kernels where the CUDA provider has them (ORT default false). */
   preferNhwc?: boolean;
   /** How the CUDA memory arena grows (ORT default "kNextPowerOfTwo"). */
@@ -89,8 +95,10 @@ function fromOrt(t: ort.Tensor): HostTensor {
 }
 
 /**
- * The ONNX bytes a session runs for `graph`: on CPU with blocked Convs (the
- * default) the qualifying Convs are lowered to ORT's NCHWc kernels.
+ * The ONNX bytes a session runs for `graph`. On CPU, training BatchNorm
+ * statistics use ORT's training-mode BatchNormalization (onnx/batch_statistics.ts)
+ * and, with blocked Convs (the default), the qualifying Convs are lowered to
+ * ORT's NCHWc kernels (onnx/nchwc.ts).
  */
 export async function sessionModelBytes(
   graph: Graph,
@@ -100,6 +108,7 @@ export async function sessionModelBytes(
   const block = cpu && options.blockedConvs !== false ? await nchwcBlockSize() : null;
   return encodeModel(graph, {
     omitValueInfo: true,
+    batchStatistics: cpu && options.batchStatistics !== false,
     ...(block ? { nchwc: { blockSize: block } } : {}),
   });
 }
