@@ -166,9 +166,10 @@ Deno.test("conv2d builds one Gemm for few output positions, Conv otherwise", () 
     });
     return new Set(g.nodes.map((n) => n.opType));
   };
-  assertEquals(GEMM_CONV_MAX_POSITIONS, 4);
-  assert(opsOf(2, 1).has("Gemm") && !opsOf(2, 1).has("Conv"), "2x2 output: Gemm");
-  assert(opsOf(4, 2).has("Gemm"), "4x4 input, stride 2: 2x2 output, Gemm");
+  assertEquals(GEMM_CONV_MAX_POSITIONS, 1);
+  assert(opsOf(1, 1).has("Gemm") && !opsOf(1, 1).has("Conv"), "1x1 output: Gemm");
+  assert(opsOf(2, 2).has("Gemm"), "2x2 input, stride 2: 1x1 output, Gemm");
+  assert(opsOf(2, 1).has("Conv") && !opsOf(2, 1).has("Gemm"), "2x2 output: Conv");
   assert(opsOf(4, 1).has("Conv") && !opsOf(4, 1).has("Gemm"), "4x4 output: Conv");
   assert(opsOf(4, 1, 512).has("Conv"), "4x4 output, 512 channels (ResNet-18's last stage): Conv");
 });

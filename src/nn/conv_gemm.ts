@@ -8,18 +8,22 @@
  * Taps whose windows lie wholly in the zero padding are left out (a 3×3
  * conv with padding 1 on a 1×1 input is its centre tap alone).
  *
- * bench/small_conv.ts measured forward + backward (2 threads, CPU time): on
- * ResNet-50's stages at 32×32 input (256 views) 2×2 and 1×1 outputs run
- * 1.6–10× faster than Conv, 4×4 and 8×8 outputs 1.0–1.5× slower. ResNet-18's
- * 4×4 last stage (9.4 MB weights, 64 views) ran 1.1–1.3× faster, but the
- * Gemm's backward keeps its window matrix (9× the input; 0.5 GB over that
- * stage at 512 views) where Conv keeps the input, so 4×4 stays a Conv.
+ * bench/small_conv.ts measured forward + backward (2 threads, CPU time), against
+ * MLAS's im2col Conv: on ResNet-50's stages at 32×32 input (256 views) 2×2 and
+ * 1×1 outputs ran 1.6–10× faster than Conv, 4×4 and 8×8 outputs 1.0–1.5×
+ * slower. The Gemm's backward keeps its window matrix (9× the input for a 3×3
+ * kernel) where Conv keeps the input. Since Convs run on ORT's blocked-channel
+ * kernels (src/onnx/nchwc.ts), the 2×2 outputs are as fast as Convs: the ETH
+ * step (ResNet-50, ImageNet stem, 32×32) took 2298 vs 2299 ms at batch 256 and
+ * 1268 vs 1274 ms at batch 128 (bench/ab_step.ts, Gemm up to 4 positions vs
+ * up to 1), and its peak RSS at batch 256 fell from 3060 to 2683 MiB. So only
+ * 1×1 outputs, whose window is the input itself, are built as a Gemm.
  */
 import type { Tensor } from "../onnx/graph.ts";
 import * as ops from "../onnx/ops.ts";
 
 /** Convs with at most this many output positions (OH·OW) are built as one Gemm. */
-export const GEMM_CONV_MAX_POSITIONS = 4;
+export const GEMM_CONV_MAX_POSITIONS = 1;
 
 /** Geometry of {@link convAsGemm} (group 1). */
 export interface GemmConvOptions {
