@@ -15,9 +15,9 @@ import { createSgd } from "../src/optim/mod.ts";
 import type { HostTensor } from "../src/runtime/host_tensor.ts";
 import { Session, sessionModelBytes } from "../src/runtime/session.ts";
 import { buildMultiStep } from "../src/train/multi_step.ts";
-import { StepRunner } from "../src/train/step_runner.ts";
 import { Rng } from "../src/util/rng.ts";
 import { normal } from "./random_tensors.ts";
+import { twoStepsUnder } from "./step_variants.ts";
 
 const { onnx } = onnxProto;
 
@@ -181,44 +181,20 @@ Deno.test("a ResNet-18 step with training-mode statistics computes what the prim
     spec(),
     createSgd({ kind: "sgd", momentum: 0.9, weightDecay: 1e-4 }),
   );
-  const initial = initParams(step.store.entries(), new Rng(3, "init"));
-  const rng = new Rng(4, "views");
-  const batches = [0, 1].map((i) => ({
-    [step.inputs.view1]: normal(rng.fork(`a${i}`), [4, 3, 16, 16]),
-    [step.inputs.view2]: normal(rng.fork(`b${i}`), [4, 3, 16, 16]),
-  }));
-  const results: { losses: number[]; values: Map<string, HostTensor> }[] = [];
-  for (const batchStatistics of [false, true]) {
-    const session = await Session.create(step.graph, { threads: 1, batchStatistics });
-    const values = new Map(initial);
-    const runner = new StepRunner(session, step.layout, values);
-    const losses = [];
-    for (const batch of batches) losses.push((await runner.step(batch, { lr: 0.1 })).loss);
-    results.push({ losses, values });
-    await session.release();
-  }
-  const [plain, fast] = results;
+  const { losses: [plain, fast], relative } = await twoStepsUnder(step, [
+    { batchStatistics: false },
+    { batchStatistics: true },
+  ]);
   for (const i of [0, 1]) {
     assert(
-      Math.abs(plain.losses[i] - fast.losses[i]) <= 1e-5 * Math.abs(plain.losses[i]),
-      `loss ${i}: ${plain.losses[i]} vs ${fast.losses[i]}`,
+      Math.abs(plain[i] - fast[i]) <= 1e-5 * Math.abs(plain[i]),
+      `loss ${i}: ${plain[i]} vs ${fast[i]}`,
     );
   }
-  let diff = 0;
-  let norm = 0;
-  for (const c of step.layout.carried) {
-    const a = plain.values.get(c.input)!.data as Float32Array;
-    const b = fast.values.get(c.input)!.data as Float32Array;
-    for (let i = 0; i < a.length; i++) {
-      diff += (a[i] - b[i]) ** 2;
-      norm += a[i] ** 2;
-    }
-  }
-  const relative = Math.sqrt(diff / norm);
   assert(relative < 1e-4, `parameters and state differ by ${relative} (relative L2)`);
   console.log(
-    `  losses ${plain.losses.map((l) => l.toFixed(6))} vs ${
-      fast.losses.map((l) => l.toFixed(6))
+    `  losses ${plain.map((l) => l.toFixed(6))} vs ${
+      fast.map((l) => l.toFixed(6))
     }, state relative L2 ${relative.toExponential(2)}`,
   );
 });

@@ -6,17 +6,13 @@
 import { assert, assertEquals } from "./assert.ts";
 import onnxProto from "onnx-proto";
 import { buildContrastiveStep, type ContrastiveSpec } from "../src/methods/contrastive.ts";
-import { initParams } from "../src/nn/mod.ts";
 import { Graph, ops } from "../src/onnx/mod.ts";
 import { NCHWC_DOMAIN } from "../src/onnx/nchwc.ts";
 import { createSgd } from "../src/optim/mod.ts";
-import type { HostTensor } from "../src/runtime/host_tensor.ts";
 import { blockFromReorder, nchwcBlockSize } from "../src/runtime/nchwc_probe.ts";
-import { Session, sessionModelBytes } from "../src/runtime/session.ts";
+import { sessionModelBytes } from "../src/runtime/session.ts";
 import { buildMultiStep } from "../src/train/multi_step.ts";
-import { StepRunner } from "../src/train/step_runner.ts";
-import { Rng } from "../src/util/rng.ts";
-import { normal } from "./random_tensors.ts";
+import { twoStepsUnder } from "./step_variants.ts";
 
 const { onnx } = onnxProto;
 
@@ -120,43 +116,19 @@ Deno.test("a ResNet-18 step on blocked Convs computes what plain Convs compute (
   const inLoop = nchwcNodes(decoded(await sessionModelBytes(multi.graph)).graph!);
   assertEquals(inLoop.bodies, lowered.main, "the Loop body is lowered as the single step");
 
-  const initial = initParams(step.store.entries(), new Rng(3, "init"));
-  const rng = new Rng(4, "views");
-  const batches = [0, 1].map((i) => ({
-    [step.inputs.view1]: normal(rng.fork(`a${i}`), [4, 3, 16, 16]),
-    [step.inputs.view2]: normal(rng.fork(`b${i}`), [4, 3, 16, 16]),
-  }));
-  const results: { losses: number[]; values: Map<string, HostTensor> }[] = [];
-  for (const blockedConvs of [false, true]) {
-    const session = await Session.create(step.graph, { threads: 1, blockedConvs });
-    const values = new Map(initial);
-    const runner = new StepRunner(session, step.layout, values);
-    const losses = [];
-    for (const batch of batches) losses.push((await runner.step(batch, { lr: 0.1 })).loss);
-    results.push({ losses, values });
-    await session.release();
-  }
+  const { losses: [plain, fast], relative } = await twoStepsUnder(step, [
+    { blockedConvs: false },
+    { blockedConvs: true },
+  ]);
   // Another summation order alone (2 threads instead of 1) moves the second loss by 7e-6 and the
   // state by 2e-5 here (BatchNorm over 4 images amplifies rounding); the blocked kernels by 2e-5
   // and 7e-5. A wrong weight layout or padding moves them by O(1).
-  const [plain, fast] = results;
   for (const [i, tolerance] of [[0, 1e-5], [1, 2e-4]]) {
     assert(
-      Math.abs(plain.losses[i] - fast.losses[i]) <= tolerance * Math.abs(plain.losses[i]),
-      `loss ${i}: ${plain.losses[i]} vs ${fast.losses[i]}`,
+      Math.abs(plain[i] - fast[i]) <= tolerance * Math.abs(plain[i]),
+      `loss ${i}: ${plain[i]} vs ${fast[i]}`,
     );
   }
   // Relative L2 distance over every parameter and state after two steps.
-  let diff = 0;
-  let norm = 0;
-  for (const c of step.layout.carried) {
-    const a = plain.values.get(c.input)!.data as Float32Array;
-    const b = fast.values.get(c.input)!.data as Float32Array;
-    for (let i = 0; i < a.length; i++) {
-      diff += (a[i] - b[i]) ** 2;
-      norm += a[i] ** 2;
-    }
-  }
-  const relative = Math.sqrt(diff / norm);
   assert(relative < 1e-3, `parameters and state differ by ${relative} (relative L2)`);
 });
