@@ -15,7 +15,7 @@
 import onnxProto from "onnx-proto";
 import { ONNX_DTYPE_CODE } from "./dtype.ts";
 import type { Node, Tensor } from "./graph.ts";
-import { shapeConstant } from "./nchwc.ts";
+import { shapeInitializer } from "./nchwc.ts";
 
 const AT = onnxProto.onnx.AttributeProto.AttributeType;
 
@@ -118,12 +118,8 @@ export function batchStatisticsNodes(
       });
       return key;
     };
-    const keptShape = (t: Tensor) => {
-      const dims = t.shape as number[];
-      const key = `${graphName}/batch_statistics_shape/${dims.join("x")}`;
-      if (!constants.has(key)) constants.set(key, shapeConstant(key, dims));
-      return key;
-    };
+    const keptShape = (t: Tensor) =>
+      shapeInitializer(constants, `${graphName}/batch_statistics_shape`, t.shape as number[]);
     const stat = (part: string) => `${mean.outputs[0].name}/batch_${part}`;
     out.set(mean, [
       {

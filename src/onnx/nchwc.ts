@@ -29,8 +29,21 @@ export interface NchwcOptions {
 type NodeProto = onnxProto.onnx.INodeProto;
 type TensorProto = onnxProto.onnx.ITensorProto;
 
-/** An int64 initializer holding `dims` (a Reshape target). */
-export function shapeConstant(name: string, dims: number[]): TensorProto {
+/**
+ * The name of the int64 initializer `${prefix}/${dims joined by x}` holding
+ * `dims` (a Reshape target), added to `constants` on first use.
+ */
+export function shapeInitializer(
+  constants: Map<string, TensorProto>,
+  prefix: string,
+  dims: number[],
+): string {
+  const name = `${prefix}/${dims.join("x")}`;
+  if (!constants.has(name)) constants.set(name, shapeConstant(name, dims));
+  return name;
+}
+
+function shapeConstant(name: string, dims: number[]): TensorProto {
   const data = new BigInt64Array(dims.map(BigInt));
   return {
     name,
@@ -67,11 +80,7 @@ export function nchwcConvNodes(
   // OIHW → OIHWBiBo as two transposes that ORT runs on fast paths (a batch of 2-D transposes,
   // then a move of whole Bo blocks): one 6-D transpose ran element by element, 3× slower
   // (14 ms per 512×512×3×3 weight).
-  const shape = (dims: number[]) => {
-    const key = `${graphName}/nchwc_shape/${dims.join("x")}`;
-    if (!constants.has(key)) constants.set(key, shapeConstant(key, dims));
-    return key;
-  };
+  const shape = (dims: number[]) => shapeInitializer(constants, `${graphName}/nchwc_shape`, dims);
   const base = y.name;
   const name = (part: string) => `${node.name}/nchwc_${part}`;
   const tensor = (part: string) => `${base}/nchwc_${part}`;

@@ -472,7 +472,11 @@ export function convWeightGrad(
         const windows = kernelTaps(geo).map(([i, j]) =>
           windowSlice(xp, 2, geo, i, j, range && [1, range[0], range[1]])
         );
-        const cols = ops.reshape(stack(windows, 1), [c * t, -1]);
+        // [C, tap·images, OH, OW] holds the same bytes as [C, tap, images, OH, OW].
+        const cols = ops.reshape(windows.length === 1 ? windows[0] : ops.concat(windows, 1), [
+          c * t,
+          -1,
+        ]);
         const dyBlock = range && ranges.length > 1
           ? ops.slice(dyT, [range[0] * oh * ow], [range[1] * oh * ow], [1])
           : dyT;
