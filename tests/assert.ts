@@ -67,3 +67,26 @@ export async function assertThrowsMessage(
   }
   throw new Error(`expected an error containing ${fragments.map((f) => `"${f}"`).join(", ")}`);
 }
+
+/** max |x|, 0 for none. */
+export function maxAbs(values: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < values.length; i++) m = Math.max(m, Math.abs(values[i]));
+  return m;
+}
+
+/**
+ * max |actual − expected| / max(max |expected|, floor): the error relative to
+ * the reference's scale (the absolute error when that scale is 0).
+ */
+export function scaledError(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  floor = 0,
+): number {
+  assertEquals(actual.length, expected.length, "length");
+  let err = 0;
+  for (let i = 0; i < expected.length; i++) err = Math.max(err, Math.abs(actual[i] - expected[i]));
+  const scale = Math.max(maxAbs(expected), floor);
+  return scale > 0 ? err / scale : err;
+}

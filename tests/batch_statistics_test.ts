@@ -5,7 +5,7 @@
  * non-finite batch leaves no trace in later runs, and a training step that
  * computes what the primitive statistics compute.
  */
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals, scaledError } from "./assert.ts";
 import onnxProto from "onnx-proto";
 import { buildContrastiveStep, type ContrastiveSpec } from "../src/methods/contrastive.ts";
 import { encoder, initParams, ParamStore } from "../src/nn/mod.ts";
@@ -117,16 +117,6 @@ function sharedEncoders() {
   return { graph, store, shape, outputs };
 }
 
-function maxRelative(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return diff / (scale || 1);
-}
-
 Deno.test("BatchNorms sharing parameters keep their own statistics, and a non-finite batch leaves no trace", async () => {
   const { graph, store, shape, outputs } = sharedEncoders();
   const params = initParams(store.entries(), new Rng(5, "init"));
@@ -154,7 +144,7 @@ Deno.test("BatchNorms sharing parameters keep their own statistics, and a non-fi
   const lowered = await run(true);
   let worst = 0;
   for (const name of outputs) {
-    const error = maxRelative(
+    const error = scaledError(
       lowered.clean[name].data as Float32Array,
       plain.clean[name].data as Float32Array,
     );

@@ -15,7 +15,7 @@
  *
  *   deno task setup-cuda && deno test -A tests/gpu_parity_test.ts
  */
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals, scaledError } from "./assert.ts";
 import { readSafetensors, writeSafetensors } from "../src/artifacts/safetensors.ts";
 import { buildContrastiveStep, type ContrastiveSpec } from "../src/methods/contrastive.ts";
 import { initParams } from "../src/nn/mod.ts";
@@ -65,19 +65,6 @@ function views(seed: number, shape: number[]): Record<string, HostTensor> {
   };
 }
 
-/** max |a − b| / max |b| over one tensor. */
-function scaledError(a: HostTensor, b: HostTensor): number {
-  const x = a.data as Float32Array;
-  const y = b.data as Float32Array;
-  let err = 0;
-  let scale = 0;
-  for (let i = 0; i < y.length; i++) {
-    err = Math.max(err, Math.abs(x[i] - y[i]));
-    scale = Math.max(scale, Math.abs(y[i]));
-  }
-  return scale > 0 ? err / scale : err;
-}
-
 Deno.test({
   name:
     "gpu parity: one ResNet-18 SimCLR step from one checkpoint gives the same loss on CPU and CUDA",
@@ -114,7 +101,10 @@ Deno.test({
     });
     let worst = { name: "", error: 0 };
     for (const p of step.params) {
-      const error = scaledError(cuda.values.get(p.tensor.name)!, cpu.values.get(p.tensor.name)!);
+      const error = scaledError(
+        cuda.values.get(p.tensor.name)!.data as Float32Array,
+        cpu.values.get(p.tensor.name)!.data as Float32Array,
+      );
       if (error > worst.error) worst = { name: p.tensor.name, error };
     }
     console.log(`parameters after 2 steps: worst scaled difference ${worst.error} (${worst.name})`);

@@ -1,4 +1,4 @@
-import { assert, assertClose, assertEquals, assertThrowsMessage } from "./assert.ts";
+import { assert, assertClose, assertEquals, assertThrowsMessage, maxAbs } from "./assert.ts";
 import {
   ntXentReference,
   ntXentWithLogWeights,
@@ -33,12 +33,6 @@ function finiteDifferences(f: (z: Float64Array) => number, z: Float64Array, h: n
     out[n] = (f(plus) - f(minus)) / (2 * h);
   }
   return out;
-}
-
-function maxAbs(values: ArrayLike<number>): number {
-  let m = 0;
-  for (let n = 0; n < values.length; n++) m = Math.max(m, Math.abs(values[n]));
-  return m;
 }
 
 // Four unit rows in the plane: r0 = (1,0), r1 = (1/2, √3/2), r2 = (−1,0), r3 = (0,1).

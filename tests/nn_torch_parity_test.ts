@@ -7,7 +7,7 @@
  * use). Golden values: tools/nn_golden.py (float64
  * torch on float32 weights), tests/fixtures/nn/golden.safetensors.
  */
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals, maxAbs } from "./assert.ts";
 import { GRAD_RULES, gradients } from "../src/autodiff/mod.ts";
 import { Graph, ops, type Tensor } from "../src/onnx/mod.ts";
 import { Session } from "../src/runtime/session.ts";
@@ -90,12 +90,6 @@ function named(caseName: string, kind: string): Map<string, HostTensor> {
     if (k.startsWith(prefix)) out.set(k.slice(prefix.length), v);
   }
   return out;
-}
-
-function maxAbs(values: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < values.length; i++) m = Math.max(m, Math.abs(values[i]));
-  return m;
 }
 
 /** max |a − b| / max(max |b|, floor): the error relative to the reference's scale (as tools/nn_golden.py). */

@@ -5,7 +5,7 @@
  * and the BN sets are tied, and the behaviour of the dual BN and of the masks
  * across steps.
  */
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals, maxAbs, scaledError } from "./assert.ts";
 import { gradients } from "../src/autodiff/mod.ts";
 import { readSafetensors } from "../src/artifacts/safetensors.ts";
 import { buildContrastiveStep, type ContrastiveSpec } from "../src/methods/contrastive.ts";
@@ -39,21 +39,6 @@ function tinySpec(batchSize: number, imageSize: number): ContrastiveSpec {
     batchSize,
     imageSize,
   };
-}
-
-function maxAbs(values: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < values.length; i++) m = Math.max(m, Math.abs(values[i]));
-  return m;
-}
-
-/** max |a − b| / max(max |b|, floor). */
-function scaledError(actual: ArrayLike<number>, expected: ArrayLike<number>, floor = 0): number {
-  assertEquals(actual.length, expected.length, "length");
-  let err = 0;
-  for (let i = 0; i < expected.length; i++) err = Math.max(err, Math.abs(actual[i] - expected[i]));
-  const scale = Math.max(maxAbs(expected), floor);
-  return scale > 0 ? err / scale : err;
 }
 
 function randomImages(rng: Rng, shape: number[]): HostTensor {
